@@ -1,0 +1,131 @@
+"""Test environment: nothing reads or writes the home folder, nothing reaches the hub.
+
+Partitions are built from IFIR_BUDGETS when ifir_pipeline.partitions is imported, so it is set here,
+before any test imports the package: tests use tiny budgets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+_TMP = Path(tempfile.mkdtemp(prefix="ifir-tests-"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = str(_TMP / "hf")
+os.environ["MTEB_CACHE"] = str(_TMP / "mteb")
+os.environ["DAGSTER_HOME"] = str(_TMP / "dagster_home")
+os.environ["IFIR_HOME"] = str(_TMP / "artifacts")
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+os.environ["IFIR_BUDGETS"] = "8,16"
+os.environ.pop("ANTHROPIC_API_KEY", None)
+(_TMP / "dagster_home").mkdir(parents=True, exist_ok=True)
+(_TMP / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+
+import polars as pl  # noqa: E402
+import pytest  # noqa: E402
+
+from ifir_pipeline.loaders import bundled_path  # noqa: E402
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture(scope="session")
+def tiny_followir(tmp_path_factory) -> Path:
+    """A FollowIR-format folder cut from the bundled cranfield-if-dev: 4 queries, short candidate lists."""
+    src = bundled_path("cranfield-if-dev")
+    out = tmp_path_factory.mktemp("tiny_followir")
+    diff = [json.loads(x) for x in (src / "qrel_diff.jsonl").read_text().splitlines()][:4]
+    base_ids = [d["query-id"] for d in diff]
+    qids = {f"{b}-{s}" for b in base_ids for s in ("og", "changed")}
+    qrels = pl.read_csv(
+        src / "qrels" / "test.tsv", separator="\t", schema_overrides={"query-id": pl.Utf8, "corpus-id": pl.Utf8}
+    )
+    qrels = qrels.filter(pl.col("query-id").is_in(list(qids)))
+    top = [json.loads(x) for x in (src / "top_ranked.jsonl").read_text().splitlines()]
+    keep_docs: set[str] = set(qrels["corpus-id"])
+    for d in diff:
+        keep_docs.update(d["corpus-ids"])
+    new_top = []
+    for t in top:
+        if t["query-id"] in qids:
+            ids = [x for x in t["corpus-ids"] if x in keep_docs] + [x for x in t["corpus-ids"] if x not in keep_docs][
+                :8
+            ]
+            keep_docs.update(ids)
+            new_top.append({"query-id": t["query-id"], "corpus-ids": ids})
+    corpus = [json.loads(x) for x in (src / "corpus.jsonl").read_text().splitlines()]
+    _write_jsonl(out / "corpus.jsonl", [c for c in corpus if c["_id"] in keep_docs])
+    _write_jsonl(
+        out / "queries.jsonl",
+        [json.loads(x) for x in (src / "queries.jsonl").read_text().splitlines() if json.loads(x)["_id"] in qids],
+    )
+    _write_jsonl(
+        out / "instruction.jsonl",
+        [
+            json.loads(x)
+            for x in (src / "instruction.jsonl").read_text().splitlines()
+            if json.loads(x)["query-id"] in qids
+        ],
+    )
+    _write_jsonl(out / "top_ranked.jsonl", new_top)
+    _write_jsonl(out / "qrel_diff.jsonl", diff)
+    (out / "qrels").mkdir()
+    qrels.write_csv(out / "qrels" / "test.tsv", separator="\t")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_beir_eval(tmp_path_factory) -> Path:
+    """A BEIR folder cut from SciFact test: 12 claims, their cited abstracts plus 30 others."""
+    from ifir_pipeline.loaders import load_scifact_claims, load_scifact_corpus
+
+    out = tmp_path_factory.mktemp("tiny_beir")
+    corpus = load_scifact_corpus(bundled_path("scifact", "corpus_train.csv"))
+    claims = load_scifact_claims(bundled_path("scifact", "claims_validation.csv"))
+    qids = claims.queries["query_id"].head(12).to_list()
+    qrels = claims.qrels.filter(pl.col("query_id").is_in(qids))
+    docs = set(qrels["doc_id"]) | set(corpus["doc_id"].head(30))
+    sub = corpus.filter(pl.col("doc_id").is_in(list(docs)))
+    _write_jsonl(out / "corpus.jsonl", [{"_id": d, "title": t, "text": x} for d, t, x in sub.iter_rows()])
+    _write_jsonl(
+        out / "queries.jsonl",
+        [{"_id": q, "text": t} for q, t in claims.queries.filter(pl.col("query_id").is_in(qids)).iter_rows()],
+    )
+    (out / "qrels").mkdir()
+    qrels.rename({"query_id": "query-id", "doc_id": "corpus-id"}).write_csv(out / "qrels" / "test.tsv", separator="\t")
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_train_beir(tmp_path_factory) -> Path:
+    """A BEIR-format training source cut from SciFact train: 40 claims and 160 abstracts."""
+    from ifir_pipeline.loaders import load_scifact_claims, load_scifact_corpus
+
+    out = tmp_path_factory.mktemp("tiny_train")
+    corpus = load_scifact_corpus(bundled_path("scifact", "corpus_train.csv"))
+    claims = load_scifact_claims(bundled_path("scifact", "claims_train.csv"))
+    qids = claims.queries["query_id"].slice(100, 40).to_list()
+    qrels = claims.qrels.filter(pl.col("query_id").is_in(qids))
+    docs = set(qrels["doc_id"]) | set(corpus["doc_id"].slice(1000, 120))
+    sub = corpus.filter(pl.col("doc_id").is_in(list(docs)))
+    _write_jsonl(out / "corpus.jsonl", [{"_id": d, "title": t, "text": x} for d, t, x in sub.iter_rows()])
+    _write_jsonl(
+        out / "queries.jsonl",
+        [{"_id": q, "text": t} for q, t in claims.queries.filter(pl.col("query_id").is_in(qids)).iter_rows()],
+    )
+    (out / "qrels").mkdir()
+    qrels.rename({"query_id": "query-id", "doc_id": "corpus-id"}).write_csv(out / "qrels" / "test.tsv", separator="\t")
+    return out
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from ifir_pipeline.encoders import load_encoder
+
+    return load_encoder("packaged", max_seq_length=128)
