@@ -1,0 +1,141 @@
+"""From mined negatives to synthesis inputs, and from synthesis output to quality-checked pairs.
+
+``quality_checked_pairs`` tables:
+- ``accepted``: the first ``budget`` pairs (pair order) that pass every check; columns ``pair_id, example_id,
+  pair_rank, source, query, instruction_og, instruction_reversed, positive_id, negative_id, positive_text,
+  negative_text, style, similarity``
+- ``rejected``: every other synthesized pair with its ``rejection_reason`` (see verification.REASON_CODES)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import polars as pl
+
+from ifir_pipeline.hashing import text_hash
+from ifir_pipeline.quality import QualityThresholds, validate_no_leakage, validate_pairs
+from ifir_pipeline.verification import VerifyConfig, jaccard, verify_frame
+
+ACCEPTED_COLUMNS = [
+    "pair_id",
+    "example_id",
+    "pair_rank",
+    "source",
+    "query",
+    "instruction_og",
+    "instruction_reversed",
+    "positive_id",
+    "negative_id",
+    "positive_text",
+    "negative_text",
+    "style",
+    "similarity",
+]
+
+
+def doc_texts(documents: pl.DataFrame) -> dict[str, str]:
+    return {
+        d: f"{t} {x}".strip()
+        for d, t, x in zip(documents["doc_id"], documents["title"], documents["text"], strict=True)
+    }
+
+
+def synthesis_inputs(
+    examples: pl.DataFrame, negatives: pl.DataFrame, documents: pl.DataFrame, budget: int, oversample: float
+) -> pl.DataFrame:
+    """The first ``ceil(budget * oversample)`` pairs, with texts.
+
+    A pair is (example, one of its negatives). Pair order: every example's best negative first, in sample
+    order, then every example's second negative, and so on; so budgets stay nested, small budgets have one pair
+    per query, and large budgets can exceed the number of queries. Within an example, source-provided
+    instruction negatives (rank 0) come before mined ones.
+    """
+    ranked = negatives.sort(["example_id", "rank"]).with_columns(
+        pl.int_range(pl.len()).over("example_id").alias("negative_index")
+    )
+    n = math.ceil(budget * oversample)
+    texts = doc_texts(documents)
+    chosen = (
+        examples.join(ranked.select("example_id", "negative_id", "negative_index"), on="example_id", how="inner")
+        .sort("negative_index", "sample_rank")
+        .head(n)
+        .with_columns(
+            (pl.col("example_id") + pl.lit("#") + pl.col("negative_index").cast(pl.Utf8)).alias("pair_id"),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("pair_rank"),
+        )
+    )
+    return chosen.with_columns(
+        pl.col("positive_id").replace_strict(texts, return_dtype=pl.Utf8).alias("positive_text"),
+        pl.col("negative_id").replace_strict(texts, return_dtype=pl.Utf8).alias("negative_text"),
+    )
+
+
+def quality_check(
+    synth: pl.DataFrame,
+    documents: pl.DataFrame,
+    eval_hashes: pl.DataFrame,
+    budget: int,
+    verify: VerifyConfig,
+    thresholds: QualityThresholds,
+) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    texts = doc_texts(documents)
+    q_hashes = set(eval_hashes.filter(pl.col("kind") == "query")["hash"])
+    d_hashes = set(eval_hashes.filter(pl.col("kind") == "document")["hash"])
+    leaked = {
+        r["pair_id"]
+        for r in synth.iter_rows(named=True)
+        if text_hash(r["query"]) in q_hashes
+        or text_hash(texts.get(r["positive_id"], "")) in d_hashes
+        or text_hash(texts.get(r["negative_id"], "")) in d_hashes
+    }
+    synth = synth.sort("pair_rank")
+    reasons = verify_frame(synth, texts, verify, leaked)
+    checked = synth.with_columns(
+        reasons,
+        pl.col("positive_id").replace_strict(texts, default="", return_dtype=pl.Utf8).alias("positive_text"),
+        pl.col("negative_id").replace_strict(texts, default="", return_dtype=pl.Utf8).alias("negative_text"),
+        pl.struct("instruction_og", "instruction_reversed")
+        .map_elements(
+            lambda r: jaccard(r["instruction_og"] or "", r["instruction_reversed"] or ""), return_dtype=pl.Float64
+        )
+        .alias("similarity"),
+    )
+    passing = checked.filter(pl.col("rejection_reason").is_null())
+    accepted = passing.head(budget).select(ACCEPTED_COLUMNS)
+    surplus = passing.slice(budget).with_columns(pl.lit("over_budget").alias("rejection_reason"))
+    rejected = pl.concat([checked.filter(pl.col("rejection_reason").is_not_null()), surplus])
+    considered = checked.height
+    pass_rate = passing.height / max(considered, 1)
+    gx_pairs = (
+        validate_pairs(accepted, thresholds)
+        if accepted.height
+        else {"success": False, "evaluated": 0, "failed": [{"expectation": "non_empty"}]}
+    )
+    gx_leak = (
+        validate_no_leakage(accepted, q_hashes, d_hashes)
+        if accepted.height
+        else {"success": True, "evaluated": 0, "failed": []}
+    )
+    gate = {
+        "gx_pairs": gx_pairs,
+        "gx_leakage": gx_leak,
+        "pass_rate": round(pass_rate, 4),
+        "pass_rate_ok": pass_rate >= thresholds.min_accepted_share,
+        "budget_filled": accepted.height >= budget,
+        "accepted": accepted.height,
+        "budget": budget,
+    }
+    gate["passed"] = bool(gx_pairs["success"] and gx_leak["success"] and gate["pass_rate_ok"])
+    stats = {
+        "considered": considered,
+        "accepted": accepted.height,
+        "rejected": rejected.filter(pl.col("rejection_reason") != "over_budget").height,
+        "over_budget": surplus.height,
+        "pass_rate": round(pass_rate, 4),
+        "rejection_reasons": dict(Counter(rejected["rejection_reason"].to_list())),
+        "accepted_styles": dict(Counter(accepted["style"].to_list())),
+    }
+    return {"accepted": accepted, "rejected": rejected}, {"gate": gate, **stats}

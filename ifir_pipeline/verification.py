@@ -1,0 +1,115 @@
+"""Label-swap verification: under I, d+ must outrank d-; under I', d- must outrank d+.
+
+The offline verifier is independent of the writer: it never sees the writer's aspects. It reads any
+instruction (templated or LLM-written) as clauses, treats a clause with a negation cue as an exclusion, and
+scores a document by how much of each clause's content it covers (+ for requirements, - for exclusions).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from ifir_pipeline.hashing import normalize_text
+from ifir_pipeline.text_aspects import NEGATION_CUES, content_terms, tokens
+
+REASON_CODES = {
+    "writer_failed": "the writer produced no usable pair (see failure_reason)",
+    "empty_instruction": "I or I' is empty",
+    "instruction_too_long": "I or I' is longer than the configured limit",
+    "identical_instructions": "I' equals I after normalization",
+    "too_similar": "I' is too similar to I (token Jaccard above the threshold)",
+    "original_not_satisfied": "under I the verifier does not rank d+ above d-",
+    "reversal_not_satisfied": "under I' the verifier does not rank d- above d+",
+    "eval_leakage": "the query or a document is evaluation data",
+    "duplicate": "the same (query, instruction) occurs earlier in the partition",
+}
+
+_CLAUSE_SPLIT = re.compile(r"(?<=[.;:!?])\s+|\s+(?:but|whereas|while)\s+", re.I)
+
+
+def clauses(instruction: str) -> list[tuple[int, set[str]]]:
+    """Split an instruction into (sign, content terms) clauses: -1 where a negation cue governs it."""
+    out = []
+    for part in _CLAUSE_SPLIT.split(instruction):
+        terms = content_terms(part)
+        if terms:
+            out.append((-1 if NEGATION_CUES.search(part) else 1, terms))
+    return out
+
+
+def instruction_score(instruction: str, document: str, query: str = "") -> float:
+    """Requirement coverage minus exclusion coverage of ``document`` under ``instruction``."""
+    doc = set(tokens(document))
+    q = content_terms(query)
+    score = 0.0
+    for sign, terms in clauses(instruction):
+        terms = terms - q or terms
+        score += sign * len(terms & doc) / len(terms)
+    return score
+
+
+def jaccard(a: str, b: str) -> float:
+    sa, sb = set(tokens(a)), set(tokens(b))
+    return len(sa & sb) / max(len(sa | sb), 1)
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    max_instruction_chars: int = 1200
+    max_similarity: float = 0.9
+    margin: float = 0.0
+
+
+def verify_pair(
+    query: str, inst: str | None, inst_rev: str | None, pos: str, neg: str, cfg: VerifyConfig
+) -> str | None:
+    """Return ``None`` when the pair passes, else a reason code from :data:`REASON_CODES`."""
+    if not inst or not inst.strip() or not inst_rev or not inst_rev.strip():
+        return "empty_instruction"
+    if max(len(inst), len(inst_rev)) > cfg.max_instruction_chars:
+        return "instruction_too_long"
+    if normalize_text(inst) == normalize_text(inst_rev):
+        return "identical_instructions"
+    if jaccard(inst, inst_rev) > cfg.max_similarity:
+        return "too_similar"
+    if instruction_score(inst, pos, query) - instruction_score(inst, neg, query) <= cfg.margin:
+        return "original_not_satisfied"
+    if instruction_score(inst_rev, neg, query) - instruction_score(inst_rev, pos, query) <= cfg.margin:
+        return "reversal_not_satisfied"
+    return None
+
+
+def verify_frame(
+    pairs: pl.DataFrame, texts: dict[str, str], cfg: VerifyConfig, leaked: set[str] | None = None
+) -> pl.Series:
+    """A ``rejection_reason`` per row (null = accepted) for a synthesis frame, in row order."""
+    leaked = leaked or set()
+    reasons: list[str | None] = []
+    seen: set[tuple[str, str]] = set()
+    for row in pairs.iter_rows(named=True):
+        if row["status"] != "ok":
+            reasons.append("writer_failed")
+            continue
+        if row["pair_id"] in leaked:
+            reasons.append("eval_leakage")
+            continue
+        key = (normalize_text(row["query"]), normalize_text(row["instruction_og"] or ""))
+        key_rev = (normalize_text(row["query"]), normalize_text(row["instruction_reversed"] or ""))
+        if key in seen or key_rev in seen:
+            reasons.append("duplicate")
+            continue
+        reason = verify_pair(
+            row["query"],
+            row["instruction_og"],
+            row["instruction_reversed"],
+            texts[row["positive_id"]],
+            texts[row["negative_id"]],
+            cfg,
+        )
+        if reason is None:
+            seen.update((key, key_rev))
+        reasons.append(reason)
+    return pl.Series("rejection_reason", reasons, dtype=pl.Utf8)
