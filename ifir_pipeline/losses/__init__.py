@@ -1,0 +1,3 @@
+from ifir_pipeline.losses.dual_view_ranking import DualViewMultipleNegativesRankingLoss
+
+__all__ = ["DualViewMultipleNegativesRankingLoss"]

