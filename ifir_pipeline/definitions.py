@@ -1,0 +1,82 @@
+"""The one Definitions object: seven assets, the quality gate's checks, the retraining sensor, jobs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from dagster import Definitions, EnvVar, PipesSubprocessClient, define_asset_job
+
+from ifir_pipeline.defs.budget_report.assets import budget_report
+from ifir_pipeline.defs.followir_scores.assets import followir_scores
+from ifir_pipeline.defs.inverted_instructions.assets import inverted_instructions
+from ifir_pipeline.defs.mined_negatives.assets import mined_negatives
+from ifir_pipeline.defs.quality_checked_pairs.assets import quality_checked_pairs
+from ifir_pipeline.defs.quality_checked_pairs.checks import quality_checks
+from ifir_pipeline.defs.quality_checked_pairs.sensors import retrain_on_new_pairs, train_and_score_job
+from ifir_pipeline.defs.source_corpora.assets import source_corpora
+from ifir_pipeline.defs.trained_checkpoint.assets import trained_checkpoint
+from ifir_pipeline.io_manager import ArtifactIOManager
+from ifir_pipeline.partitions import budget_partitions
+from ifir_pipeline.resources import (
+    ArtifactStore,
+    DataSources,
+    EncoderResource,
+    EvaluationSettings,
+    QualitySettings,
+    SynthesisSettings,
+    TrainingSettings,
+    default_root,
+)
+
+ASSETS = [
+    source_corpora,
+    mined_negatives,
+    inverted_instructions,
+    quality_checked_pairs,
+    trained_checkpoint,
+    followir_scores,
+    budget_report,
+]
+
+prepare_pool_job = define_asset_job("prepare_pool", selection=["source_corpora", "mined_negatives"])
+synthesize_pairs_job = define_asset_job(
+    "synthesize_pairs", selection=["inverted_instructions", "quality_checked_pairs"], partitions_def=budget_partitions
+)
+report_job = define_asset_job("report", selection=["budget_report"])
+
+
+def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """Embedded defaults (local files, offline writer, packaged encoder); ``overrides`` replace any of them."""
+    store = ArtifactStore(root=root or default_root())
+    api_key = EnvVar("ANTHROPIC_API_KEY") if os.environ.get("ANTHROPIC_API_KEY") else None
+    resources: dict[str, Any] = {
+        "store": store,
+        "io_manager": ArtifactIOManager(root=store.asset_root()),
+        "sources": DataSources(),
+        "encoder": EncoderResource(),
+        "synthesis": SynthesisSettings(
+            backend=os.environ.get("IFIR_SYNTHESIS_BACKEND", "offline"),
+            api_key=api_key,
+            base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
+        ),
+        "quality": QualitySettings(),
+        "training": TrainingSettings(),
+        "evaluation": EvaluationSettings(),
+        "pipes_subprocess_client": PipesSubprocessClient(),
+    }
+    resources.update(overrides)
+    return resources
+
+
+def build_definitions(root: str | None = None, **overrides: Any) -> Definitions:
+    return Definitions(
+        assets=ASSETS,
+        asset_checks=quality_checks,
+        sensors=[retrain_on_new_pairs],
+        jobs=[prepare_pool_job, synthesize_pairs_job, train_and_score_job, report_job],
+        resources=build_resources(root, **overrides),
+    )
+
+
+defs = build_definitions()

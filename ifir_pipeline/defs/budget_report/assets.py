@@ -1,0 +1,55 @@
+import base64
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetExecutionContext, MetadataValue, asset
+
+from ifir_pipeline.io_manager import read_artifact
+from ifir_pipeline.report import build_report, delta_markdown, headline_table, plot_png, to_markdown
+from ifir_pipeline.resources import ArtifactStore
+from ifir_pipeline.storage import atomic_write_bytes, atomic_write_parquet, atomic_write_text
+
+
+def collect_per_query(asset_root: str) -> pl.DataFrame:
+    """Every stored followir_scores partition (whatever has been materialized so far)."""
+    parts = []
+    for folder in sorted(Path(asset_root, "followir_scores").glob("*/*")):
+        if folder.is_dir() and not folder.name.startswith("."):
+            parts.append(read_artifact(folder)["per_query"])
+    return pl.concat(parts) if parts else pl.DataFrame()
+
+
+@asset(
+    group_name="evaluation",
+    deps=["followir_scores"],
+    code_version="report-v1",
+    description="Recipes x budgets: p-MRR and nDCG, deltas against base and instruction_only with paired "
+    "bootstrap 95% intervals over queries, and a plot. Reads every followir_scores partition stored so far.",
+    kinds={"polars", "matplotlib"},
+)
+def budget_report(context: AssetExecutionContext, store: ArtifactStore):
+    per_query = collect_per_query(store.asset_root())
+    if per_query.height == 0:
+        raise ValueError("no followir_scores partitions are materialized yet")
+    report = build_report(per_query)
+    wide = headline_table(report)
+    png = plot_png(report)
+    md = "# ifir-pipeline budget report\n\n" + to_markdown(wide) + "\n\n"
+    md += "\n\n".join(
+        delta_markdown(report, t, m)
+        for t, m in report.select("task", "metric").unique().sort("task", "metric").iter_rows()
+    )
+    out = store.path("reports")
+    atomic_write_bytes(out / "budget_report.png", png)
+    atomic_write_text(out / "budget_report.md", md)
+    atomic_write_parquet(out / "budget_report.parquet", report)
+    context.add_output_metadata(
+        {
+            "table": MetadataValue.md(to_markdown(wide)),
+            "plot": MetadataValue.md(f"![budget report](data:image/png;base64,{base64.b64encode(png).decode()})"),
+            "report_markdown": MetadataValue.path(str(out / "budget_report.md")),
+            "plot_png": MetadataValue.path(str(out / "budget_report.png")),
+            "partitions_scored": per_query.select("budget", "recipe").unique().height,
+        }
+    )
+    return report

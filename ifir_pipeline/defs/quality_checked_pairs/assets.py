@@ -1,0 +1,51 @@
+import polars as pl
+from dagster import AssetExecutionContext, asset
+
+from ifir_pipeline.defs._metadata import preview, stats_metadata
+from ifir_pipeline.pairs import quality_check
+from ifir_pipeline.partitions import budget_partitions
+from ifir_pipeline.resources import QualitySettings
+
+
+@asset(
+    group_name="synthesis",
+    partitions_def=budget_partitions,
+    code_version="quality-v1",
+    description="Accepted pairs (the first `budget` that pass label-swap verification and the GX suites) and "
+    "every rejected pair with its reason. Its blocking checks gate training for this budget.",
+    kinds={"polars", "great_expectations"},
+)
+def quality_checked_pairs(
+    context: AssetExecutionContext, inverted_instructions: pl.DataFrame, source_corpora: dict, quality: QualitySettings
+):
+    budget = int(context.partition_key)
+    tables, stats = quality_check(
+        inverted_instructions,
+        source_corpora["documents"],
+        source_corpora["eval_hashes"],
+        budget,
+        quality.verify(),
+        quality.thresholds(),
+    )
+    gate = stats["gate"]
+    context.log.info(
+        f"budget {budget}: {stats['accepted']} accepted, pass rate {stats['pass_rate']:.1%}, "
+        f"gate passed={gate['passed']}"
+    )
+    context.add_output_metadata(
+        {
+            **stats_metadata({k: v for k, v in stats.items() if k != "gate"}),
+            "gate_passed": gate["passed"],
+            "dagster/row_count": stats["accepted"],
+            "accepted_preview": preview(
+                tables["accepted"].select("query", "instruction_og", "instruction_reversed", "style"), max_chars=140
+            ),
+            "rejected_preview": preview(
+                tables["rejected"]
+                .filter(pl.col("rejection_reason") != "over_budget")
+                .select("query", "instruction_reversed", "rejection_reason"),
+                max_chars=100,
+            ),
+        }
+    )
+    return {**tables, "gate": gate, "stats": {k: v for k, v in stats.items() if k != "gate"}}

@@ -1,0 +1,67 @@
+"""Blocking checks on quality_checked_pairs. They report what the asset's GX suites and gate found."""
+
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, asset_check
+
+from ifir_pipeline.defs.quality_checked_pairs.assets import quality_checked_pairs
+from ifir_pipeline.partitions import budget_partitions
+
+
+def _gx_result(gx: dict) -> dict:
+    return {"evaluated_expectations": gx["evaluated"], "failed_expectations": MetadataValue.json(gx["failed"])}
+
+
+@asset_check(
+    asset=quality_checked_pairs,
+    blocking=True,
+    partitions_def=budget_partitions,
+    description="GX suite: schema, text bounds, uniqueness per view, I' differs from I.",
+)
+def pairs_expectations(quality_checked_pairs: dict) -> AssetCheckResult:
+    gx = quality_checked_pairs["gate"]["gx_pairs"]
+    return AssetCheckResult(passed=bool(gx["success"]), metadata=_gx_result(gx))
+
+
+@asset_check(
+    asset=quality_checked_pairs,
+    blocking=True,
+    partitions_def=budget_partitions,
+    description="GX suite: no evaluation query or document in the accepted pairs.",
+)
+def no_evaluation_leakage(quality_checked_pairs: dict) -> AssetCheckResult:
+    gx = quality_checked_pairs["gate"]["gx_leakage"]
+    return AssetCheckResult(passed=bool(gx["success"]), metadata=_gx_result(gx))
+
+
+@asset_check(
+    asset=quality_checked_pairs,
+    blocking=True,
+    partitions_def=budget_partitions,
+    description="The share of synthesized pairs that passed is above the configured threshold.",
+)
+def accepted_share(quality_checked_pairs: dict) -> AssetCheckResult:
+    gate = quality_checked_pairs["gate"]
+    return AssetCheckResult(
+        passed=bool(gate["pass_rate_ok"]),
+        metadata={
+            "pass_rate": gate["pass_rate"],
+            "rejection_reasons": MetadataValue.json(quality_checked_pairs["stats"]["rejection_reasons"]),
+        },
+    )
+
+
+@asset_check(
+    asset=quality_checked_pairs,
+    blocking=False,
+    partitions_def=budget_partitions,
+    description="Enough pairs passed to fill the budget (a warning: recipes needing more pairs will refuse to train).",
+)
+def budget_filled(quality_checked_pairs: dict) -> AssetCheckResult:
+    gate = quality_checked_pairs["gate"]
+    return AssetCheckResult(
+        passed=bool(gate["budget_filled"]),
+        severity=AssetCheckSeverity.WARN,
+        metadata={"accepted": gate["accepted"], "budget": gate["budget"]},
+    )
+
+
+quality_checks = [pairs_expectations, no_evaluation_leakage, accepted_share, budget_filled]

