@@ -50,8 +50,20 @@ def _style(key: str) -> str:
     return STYLE_WEIGHTS[-1][0]
 
 
-def _join(aspects: list[str]) -> str:
-    return aspects[0] if len(aspects) == 1 else f"{aspects[0]} and {aspects[1]}"
+def _stems(phrase: str) -> set[str]:
+    return {w[:5] for w in phrase.replace("-", " ").split()}
+
+
+def _join(aspects: list[str], key: str, word: str = "and") -> str:
+    """One aspect, or two (a third of the time) when they share no word stem: "hsv-2 and simplex virus hsv"
+    reads as noise, "hsv-2 and trial design" as an instruction."""
+    if (
+        len(aspects) > 1
+        and not (_stems(aspects[0]) & _stems(aspects[1]))
+        and int(stable_hash([key, "two"]), 16) % 3 == 0
+    ):
+        return f"{aspects[0]} {word} {aspects[1]}"
+    return aspects[0]
 
 
 def write_instruction(style: str, want: list[str], avoid: list[str], key: str) -> str | None:
@@ -61,9 +73,9 @@ def write_instruction(style: str, want: list[str], avoid: list[str], key: str) -
     if style in ("exclusion", "both") and not avoid:
         style = "requirement"
     if style == "requirement" and want:
-        return _pick(REQUIREMENT_TEMPLATES, key + "r").format(x=_join(want[:2]))
+        return _pick(REQUIREMENT_TEMPLATES, key + "r").format(x=_join(want, key))
     if style == "exclusion" and avoid:
-        return _pick(EXCLUSION_TEMPLATES, key + "e").format(y=_join(avoid[:2]))
+        return _pick(EXCLUSION_TEMPLATES, key + "e").format(y=_join(avoid, key, "or"))
     if style == "both" and want and avoid:
         req = _pick(REQUIREMENT_TEMPLATES, key + "r").format(x=want[0])
         exc = _pick(EXCLUSION_TEMPLATES, key + "e").format(y=avoid[0])
@@ -75,7 +87,7 @@ class OfflineBackend:
     """Deterministic polarity reversal from the documents' distinguishing key phrases."""
 
     name = "offline"
-    model = "offline-keyphrase-v1"
+    model = "offline-keyphrase-v2"
 
     def __init__(self, stats: PhraseStats) -> None:
         self.stats = stats
