@@ -94,6 +94,7 @@ def distinguishing_aspects(
     d_toks = tokens(f"{title} {doc}")
     o_toks = tokens(other)
     o_set = set(o_toks)
+    o_grams = {tuple(o_toks[i : i + n]) for n in (2, 3) for i in range(len(o_toks) - n + 1)}
     q_set = set(tokens(query))
     first = set(tokens(title + " " + re.split(r"(?<=[.!?])\s", doc, maxsplit=1)[0]))
     tf = Counter(candidate_phrases(d_toks))
@@ -101,7 +102,7 @@ def distinguishing_aspects(
     for gram, f in tf.items():
         if all(g in q_set for g in gram):
             continue
-        if (len(gram) == 1 and gram[0] in o_set) or contains_phrase(o_toks, gram):
+        if (len(gram) == 1 and gram[0] in o_set) or gram in o_grams:
             continue
         if any(g in GENERIC_INSTRUCTION_WORDS for g in gram):
             continue

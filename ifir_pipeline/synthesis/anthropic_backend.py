@@ -121,7 +121,7 @@ class AnthropicBackend:
         self.max_tokens = max_tokens
         self.pricing = pricing or Pricing()
         self.max_cost_usd = max_cost_usd
-        self.cache = cache or ResponseCache(None)
+        self.cache = cache if cache is not None else ResponseCache(None)  # an empty cache is falsy (__len__)
         self.batch_mode = batch_mode
         self.poll_interval_s = poll_interval_s
         self.log = log or logger.info

@@ -1,0 +1,1 @@
+"""Test utilities shipped with the package: a local HTTP server that speaks the Messages API."""
