@@ -60,7 +60,11 @@ def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]
             api_key=api_key,
             base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
         ),
-        "quality": QualitySettings(),
+        "quality": QualitySettings(
+            verifier=os.environ.get("IFIR_VERIFIER", "offline"),
+            judge_api_key=api_key,
+            judge_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
+        ),
         "training": TrainingSettings(),
         "evaluation": EvaluationSettings(),
         "pipes_subprocess_client": PipesSubprocessClient(),

@@ -80,6 +80,7 @@ def quality_check(
     budget: int,
     verify: VerifyConfig,
     thresholds: QualityThresholds,
+    judge=None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
     texts = doc_texts(documents)
     q_hashes = set(eval_hashes.filter(pl.col("kind") == "query")["hash"])
@@ -92,7 +93,7 @@ def quality_check(
         or text_hash(texts.get(r["negative_id"], "")) in d_hashes
     }
     synth = synth.sort("pair_rank")
-    reasons = verify_frame(synth, texts, verify, leaked)
+    reasons = verify_frame(synth, texts, verify, leaked, judge=judge)
     checked = synth.with_columns(
         reasons,
         pl.col("positive_id").replace_strict(texts, default="", return_dtype=pl.Utf8).alias("positive_text"),
@@ -137,5 +138,7 @@ def quality_check(
         "pass_rate": round(pass_rate, 4),
         "rejection_reasons": dict(Counter(rejected["rejection_reason"].to_list())),
         "accepted_styles": dict(Counter(accepted["style"].to_list())),
+        "verifier": "anthropic-judge" if judge is not None else "offline-lexical",
+        "judge_cost_usd": round(getattr(judge, "spent_usd", 0.0), 6),
     }
     return {"accepted": accepted, "rejected": rejected}, {"gate": gate, **stats}

@@ -117,6 +117,32 @@ class QualitySettings(ConfigurableResource):
     max_instruction_similarity: float = 0.9
     max_instruction_chars: int = 1200
     verifier_margin: float = 0.0
+    verifier: str = "offline"  # offline (lexical, negation-aware) | anthropic (LLM judge)
+    judge_model: str = "claude-sonnet-5-5"
+    judge_api_key: str | None = None  # wire EnvVar("ANTHROPIC_API_KEY")
+    judge_base_url: str | None = None
+    judge_max_cost_usd: float = 10.0
+
+    def judge(self, cache_dir: Path, log=None):
+        """The LLM judge when configured, else ``None`` (the offline verifier is used)."""
+        if self.verifier == "offline":
+            return None
+        if self.verifier != "anthropic":
+            raise ValueError(f"unknown verifier {self.verifier!r}; use offline or anthropic")
+        if not self.judge_api_key:
+            raise ValueError("verifier 'anthropic' needs ANTHROPIC_API_KEY in the environment")
+        from ifir_pipeline.judge import LabelSwapJudge
+        from ifir_pipeline.synthesis.cache import ResponseCache
+
+        return LabelSwapJudge(
+            api_key=self.judge_api_key,
+            model=self.judge_model,
+            base_url=self.judge_base_url,
+            max_cost_usd=self.judge_max_cost_usd,
+            max_tokens=300,
+            cache=ResponseCache(cache_dir / "judge.sqlite"),
+            log=log,
+        )
 
     def thresholds(self):
         from ifir_pipeline.quality import QualityThresholds

@@ -25,6 +25,9 @@ REASON_CODES = {
     "reversal_not_satisfied": "under I' the verifier does not rank d- above d+",
     "eval_leakage": "the query or a document is evaluation data",
     "duplicate": "the same (query, instruction) occurs earlier in the partition",
+    "judge_invalid_json": "the LLM judge's answer was not the expected JSON",
+    "refusal": "the LLM judge refused",
+    "transport_error": "the LLM judge could not be reached after retries",
 }
 
 _CLAUSE_SPLIT = re.compile(r"(?<=[.;:!?])\s+|\s+(?:but|whereas|while)\s+", re.I)
@@ -63,10 +66,8 @@ class VerifyConfig:
     margin: float = 0.0
 
 
-def verify_pair(
-    query: str, inst: str | None, inst_rev: str | None, pos: str, neg: str, cfg: VerifyConfig
-) -> str | None:
-    """Return ``None`` when the pair passes, else a reason code from :data:`REASON_CODES`."""
+def precheck(inst: str | None, inst_rev: str | None, cfg: VerifyConfig) -> str | None:
+    """Checks that need no scorer: empty, too long, identical or near-identical instructions."""
     if not inst or not inst.strip() or not inst_rev or not inst_rev.strip():
         return "empty_instruction"
     if max(len(inst), len(inst_rev)) > cfg.max_instruction_chars:
@@ -75,41 +76,75 @@ def verify_pair(
         return "identical_instructions"
     if jaccard(inst, inst_rev) > cfg.max_similarity:
         return "too_similar"
-    if instruction_score(inst, pos, query) - instruction_score(inst, neg, query) <= cfg.margin:
+    return None
+
+
+def lexical_swap_verdict(query: str, inst: str, inst_rev: str, pos: str, neg: str, margin: float = 0.0) -> str | None:
+    """The offline label-swap verdict: None when d+ wins under I and d- wins under I'."""
+    if instruction_score(inst, pos, query) - instruction_score(inst, neg, query) <= margin:
         return "original_not_satisfied"
-    if instruction_score(inst_rev, neg, query) - instruction_score(inst_rev, pos, query) <= cfg.margin:
+    if instruction_score(inst_rev, neg, query) - instruction_score(inst_rev, pos, query) <= margin:
         return "reversal_not_satisfied"
     return None
 
 
+def verify_pair(
+    query: str, inst: str | None, inst_rev: str | None, pos: str, neg: str, cfg: VerifyConfig
+) -> str | None:
+    """Return ``None`` when the pair passes, else a reason code from :data:`REASON_CODES`."""
+    return precheck(inst, inst_rev, cfg) or lexical_swap_verdict(
+        query, inst or "", inst_rev or "", pos, neg, cfg.margin
+    )
+
+
 def verify_frame(
-    pairs: pl.DataFrame, texts: dict[str, str], cfg: VerifyConfig, leaked: set[str] | None = None
+    pairs: pl.DataFrame, texts: dict[str, str], cfg: VerifyConfig, leaked: set[str] | None = None, judge=None
 ) -> pl.Series:
-    """A ``rejection_reason`` per row (null = accepted) for a synthesis frame, in row order."""
+    """A ``rejection_reason`` per row (null = accepted) for a synthesis frame, in row order.
+
+    Pre-checks first; then the label-swap verdict, from ``judge`` (a :class:`~ifir_pipeline.judge.LabelSwapJudge`)
+    when given, else the offline lexical verifier; last, duplicates of an earlier accepted pair.
+    """
     leaked = leaked or set()
+    rows = pairs.to_dicts()
     reasons: list[str | None] = []
-    seen: set[tuple[str, str]] = set()
-    for row in pairs.iter_rows(named=True):
+    for row in rows:
         if row["status"] != "ok":
             reasons.append("writer_failed")
-            continue
-        if row["pair_id"] in leaked:
+        elif row["pair_id"] in leaked:
             reasons.append("eval_leakage")
+        else:
+            reasons.append(precheck(row["instruction_og"], row["instruction_reversed"], cfg))
+    todo = [i for i, r in enumerate(reasons) if r is None]
+    if judge is not None:
+        from ifir_pipeline.judge import JudgeRequest
+
+        fields = ("pair_id", "query", "instruction_og", "instruction_reversed")
+        reqs = [
+            JudgeRequest(*(rows[i][f] for f in fields), texts[rows[i]["positive_id"]], texts[rows[i]["negative_id"]])
+            for i in todo
+        ]
+        for i, res in zip(todo, judge.judge(reqs), strict=True):
+            reasons[i] = res.verdict if res.status == "ok" else (res.failure_reason or "judge_failed")
+    else:
+        for i in todo:
+            r = rows[i]
+            reasons[i] = lexical_swap_verdict(
+                r["query"],
+                r["instruction_og"],
+                r["instruction_reversed"],
+                texts[r["positive_id"]],
+                texts[r["negative_id"]],
+                cfg.margin,
+            )
+    seen: set[tuple[str, str]] = set()
+    for i, row in enumerate(rows):
+        if reasons[i] is not None:
             continue
-        key = (normalize_text(row["query"]), normalize_text(row["instruction_og"] or ""))
-        key_rev = (normalize_text(row["query"]), normalize_text(row["instruction_reversed"] or ""))
+        key = (normalize_text(row["query"]), normalize_text(row["instruction_og"]))
+        key_rev = (normalize_text(row["query"]), normalize_text(row["instruction_reversed"]))
         if key in seen or key_rev in seen:
-            reasons.append("duplicate")
-            continue
-        reason = verify_pair(
-            row["query"],
-            row["instruction_og"],
-            row["instruction_reversed"],
-            texts[row["positive_id"]],
-            texts[row["negative_id"]],
-            cfg,
-        )
-        if reason is None:
+            reasons[i] = "duplicate"
+        else:
             seen.update((key, key_rev))
-        reasons.append(reason)
     return pl.Series("rejection_reason", reasons, dtype=pl.Utf8)

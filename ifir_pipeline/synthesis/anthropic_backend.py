@@ -143,10 +143,23 @@ class AnthropicBackend:
             "output_config": {"format": {"type": "json_schema", "schema": OUTPUT_SCHEMA}},
         }
 
-    def _worst_case(self, r: InversionRequest, batch: bool) -> float:
-        est_in = (
+    # -- hooks: a subclass (the label-swap judge) changes what is asked and how the answer is read -----------
+    def _key(self, r) -> str:
+        return synthesis_cache_key(self.model, r)
+
+    def _new_result(self, r, key: str):
+        return InversionResult(pair_id=r.pair_id, model=self.model, cache_key=key)
+
+    def _parse(self, message, res):
+        return parse_response(message, res)
+
+    def _prompt_chars(self, r) -> int:
+        return (
             len(POLARITY_REVERSAL_SYSTEM) + len(r.query) + len(r.instruction or "") + len(r.positive) + len(r.negative)
-        ) / 3.0
+        )
+
+    def _worst_case(self, r, batch: bool) -> float:
+        est_in = self._prompt_chars(r) / 3.0
         return self.pricing.cost({"input_tokens": int(est_in) + 50, "output_tokens": self.max_tokens}, batch)
 
     def _reserve(self, amount: float) -> bool:
@@ -161,20 +174,20 @@ class AnthropicBackend:
         return asyncio.run(self._run_async(requests))
 
     # -- Messages API, concurrent -------------------------------------------------------------------------
-    async def _run_async(self, requests: list[InversionRequest]) -> list[InversionResult]:
+    async def _run_async(self, requests: list) -> list:
         import anthropic
 
         client = anthropic.AsyncAnthropic(**self._client_kwargs)
         sem = asyncio.Semaphore(self.max_concurrency)
-        results: list[InversionResult | None] = [None] * len(requests)
+        results: list = [None] * len(requests)
         capped = 0
         done = 0
         t0 = time.perf_counter()
 
-        async def one(i: int, r: InversionRequest) -> None:
+        async def one(i: int, r) -> None:
             nonlocal capped, done
-            key = synthesis_cache_key(self.model, r)
-            res = InversionResult(pair_id=r.pair_id, model=self.model, cache_key=key)
+            key = self._key(r)
+            res = self._new_result(r, key)
             async with sem:
                 reserve = self._worst_case(r, batch=False)
                 if not self._reserve(reserve):
@@ -185,7 +198,7 @@ class AnthropicBackend:
                 try:
                     self.requests_sent += 1
                     message = await client.messages.create(**self._params(r))
-                    parse_response(message, res)
+                    self._parse(message, res)
                 except anthropic.APIStatusError as exc:
                     res.failure_reason = (
                         "transport_error"

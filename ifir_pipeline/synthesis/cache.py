@@ -41,15 +41,15 @@ class ResponseCache:
         )
         self._conn.commit()
 
-    def get(self, key: str) -> InversionResult | None:
+    def get(self, key: str, cls: type = InversionResult):
         with self._lock:
             row = self._conn.execute("SELECT result FROM responses WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
         data = json.loads(row[0])
-        return InversionResult(**data)
+        return cls(**data)
 
-    def put(self, key: str, result: InversionResult) -> None:
+    def put(self, key: str, result) -> None:
         # Transport failures are not cached: they should be retried on the next run.
         if result.failure_reason in ("transport_error", "cost_cap_reached", "batch_expired", "batch_canceled"):
             return

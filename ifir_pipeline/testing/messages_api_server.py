@@ -173,6 +173,12 @@ class MessagesAPIServer:
                 "content": [{"type": "text", "text": "Sure! Here is the instruction: {oops"}],
                 "stop_reason": "end_turn",
             }
+        if "You judge search relevance" in system:
+            return {
+                **msg,
+                "content": [{"type": "text", "text": json.dumps(self._judge(user))}],
+                "stop_reason": "end_turn",
+            }
         docs = dict(_DOC.findall(user))
         if user.count("</document>") != 2 or set(docs) != {"DOC_A", "DOC_B"}:
             return {**msg, "content": [{"type": "text", "text": "HACKED"}], "stop_reason": "end_turn"}
@@ -189,6 +195,24 @@ class MessagesAPIServer:
             "swap_achievable": achievable,
         }
         return {**msg, "content": [{"type": "text", "text": json.dumps(out)}], "stop_reason": "end_turn"}
+
+    @staticmethod
+    def _judge(user: str) -> dict[str, Any]:
+        """A stand-in judge: the document that satisfies each instruction better (negation-aware overlap)."""
+        from ifir_pipeline.verification import instruction_score
+
+        payload = json.loads(user.split("\n", 2)[1])
+        docs = dict(re.findall(r'<document id="(DOC_[12])">\n(.*?)\n</document>', user, re.S))
+
+        def pick(inst: str) -> str:
+            a, b = (instruction_score(inst, docs[d], payload["query"]) for d in ("DOC_1", "DOC_2"))
+            return "DOC_1" if a > b else "DOC_2" if b > a else "neither"
+
+        return {
+            "relevant_under_original": pick(payload["ORIGINAL"]),
+            "relevant_under_complementary": pick(payload["COMPLEMENTARY"]),
+            "rationale": "overlap",
+        }
 
     def _batch_json(self, batch: dict[str, Any], host: str | None) -> dict[str, Any]:
         ended = batch["polls"] >= self.behaviour.batch_polls_until_ended

@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, asset
 from ifir_pipeline.defs._metadata import preview, stats_metadata
 from ifir_pipeline.pairs import quality_check
 from ifir_pipeline.partitions import budget_partitions
-from ifir_pipeline.resources import QualitySettings
+from ifir_pipeline.resources import ArtifactStore, QualitySettings
 
 
 @asset(
@@ -16,7 +16,11 @@ from ifir_pipeline.resources import QualitySettings
     kinds={"polars", "great_expectations"},
 )
 def quality_checked_pairs(
-    context: AssetExecutionContext, inverted_instructions: pl.DataFrame, source_corpora: dict, quality: QualitySettings
+    context: AssetExecutionContext,
+    inverted_instructions: pl.DataFrame,
+    source_corpora: dict,
+    quality: QualitySettings,
+    store: ArtifactStore,
 ):
     budget = int(context.partition_key)
     tables, stats = quality_check(
@@ -26,6 +30,7 @@ def quality_checked_pairs(
         budget,
         quality.verify(),
         quality.thresholds(),
+        judge=quality.judge(store.cache_dir("synthesis"), context.log.info),
     )
     gate = stats["gate"]
     context.log.info(
