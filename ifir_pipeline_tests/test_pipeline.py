@@ -77,15 +77,18 @@ def _poison(clean: pl.DataFrame, eval_query: str) -> pl.DataFrame:
     """From accepted pairs: labels not swapped (I' = I), empty instructions, a leaked evaluation query, and
     duplicates of a clean pair."""
     f = clean.head(8)
-    q, og, rev = f["query"].to_list(), f["instruction_og"].to_list(), f["instruction_reversed"].to_list()
-    rev[0], rev[1] = og[0], og[1]
-    rev[2], og[3] = "", ""
-    q[4] = eval_query
-    q[6] = q[7] = q[5]
-    og[6] = og[7] = og[5]
-    return f.with_columns(
-        pl.Series("query", q), pl.Series("instruction_og", og), pl.Series("instruction_reversed", rev)
+    cols = {
+        c: f[c].to_list() for c in ("query", "instruction_og", "instruction_reversed", "positive_id", "negative_id")
+    }
+    cols["instruction_reversed"][0], cols["instruction_reversed"][1] = (
+        cols["instruction_og"][0],
+        cols["instruction_og"][1],
     )
+    cols["instruction_reversed"][2], cols["instruction_og"][3] = "", ""
+    cols["query"][4] = eval_query
+    for values in cols.values():  # rows 6 and 7 repeat row 5: the same pair twice more
+        values[6] = values[7] = values[5]
+    return f.with_columns(*(pl.Series(c, v) for c, v in cols.items()))
 
 
 def test_poisoned_partition_fails_the_gate_and_training_does_not_run(setup, tiny_followir):
