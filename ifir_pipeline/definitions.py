@@ -48,11 +48,13 @@ report_job = define_asset_job("report", selection=["budget_report"])
 
 def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Embedded defaults (local files, offline writer, packaged encoder); ``overrides`` replace any of them."""
-    store = ArtifactStore(root=root or default_root())
+    bucket = os.environ.get("IFIR_S3_BUCKET") or None  # S3 storage when set, local files otherwise
+    endpoint = os.environ.get("IFIR_S3_ENDPOINT_URL") or None
+    store = ArtifactStore(root=root or default_root(), s3_bucket=bucket, s3_endpoint_url=endpoint)
     api_key = EnvVar("ANTHROPIC_API_KEY") if os.environ.get("ANTHROPIC_API_KEY") else None
     resources: dict[str, Any] = {
         "store": store,
-        "io_manager": ArtifactIOManager(root=store.asset_root()),
+        "io_manager": ArtifactIOManager(root=store.asset_root(), s3_bucket=bucket, s3_endpoint_url=endpoint),
         "sources": DataSources(),
         "encoder": EncoderResource(),
         "synthesis": SynthesisSettings(

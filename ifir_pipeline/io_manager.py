@@ -66,24 +66,52 @@ def read_artifact(folder: Path) -> Any:
 
 
 class ArtifactIOManager(ConfigurableIOManager):
-    """Atomic local storage of frames, frame bundles and JSON records."""
+    """Atomic storage of frames, frame bundles and JSON records: local files, mirrored to S3 when
+    ``s3_bucket`` is set (the local folder is then a cache; a missing one is fetched from S3)."""
 
     root: str
+    s3_bucket: str | None = None
+    s3_prefix: str = "ifir/assets"
+    s3_endpoint_url: str | None = None
+    s3_max_attempts: int = 5
 
     def _dir(self, asset: str, partition_key: Any) -> Path:
         return artifact_dir(self.root, asset, partition_key)
+
+    def _s3_key(self, folder: Path) -> str:
+        return f"{self.s3_prefix.rstrip('/')}/{folder.relative_to(self.root).as_posix()}"
+
+    def _client(self):
+        from ifir_pipeline.s3_storage import s3_client
+
+        return s3_client(self.s3_endpoint_url, max_attempts=self.s3_max_attempts)
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         key = context.partition_key if context.has_partition_key else None
         folder = self._dir(context.asset_key.path[-1], key)
         write_artifact(folder, obj)
-        context.add_output_metadata({"path": str(folder)})
+        meta: dict[str, Any] = {"path": str(folder)}
+        if self.s3_bucket:
+            from ifir_pipeline.s3_storage import upload_folder
+
+            s3_key = self._s3_key(folder)
+            version = upload_folder(self._client(), folder, self.s3_bucket, s3_key)
+            meta["uri"] = f"s3://{self.s3_bucket}/{s3_key}/{version}"
+        context.add_output_metadata(meta)
+
+    def _read(self, asset: str, partition_key: Any) -> Any:
+        folder = self._dir(asset, partition_key)
+        if self.s3_bucket and not folder.exists():
+            from ifir_pipeline.s3_storage import download_current
+
+            download_current(self._client(), self.s3_bucket, self._s3_key(folder), folder)
+        return read_artifact(folder)
 
     def load_input(self, context: InputContext) -> Any:
         asset = context.asset_key.path[-1]
         if not context.has_asset_partitions:
-            return read_artifact(self._dir(asset, None))
+            return self._read(asset, None)
         keys = context.asset_partition_keys
         if len(keys) == 1:
-            return read_artifact(self._dir(asset, keys[0]))
-        return {k: read_artifact(self._dir(asset, k)) for k in keys}
+            return self._read(asset, keys[0])
+        return {k: self._read(asset, k) for k in keys}

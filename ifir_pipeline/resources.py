@@ -27,6 +27,20 @@ class ArtifactStore(ConfigurableResource):
     root: str = Field(default_factory=default_root)
     s3_bucket: str | None = None
     s3_prefix: str = "ifir"
+    s3_endpoint_url: str | None = None
+    s3_max_attempts: int = 5
+
+    def publish(self, local: Path) -> str | None:
+        """Mirror a finished folder (a checkpoint, a report) to S3; returns its ``s3://`` URI, or None locally."""
+        if not self.s3_bucket:
+            return None
+        from ifir_pipeline.s3_storage import s3_client, upload_folder
+
+        key = f"{self.s3_prefix.rstrip('/')}/{Path(local).resolve().relative_to(Path(self.root).resolve()).as_posix()}"
+        version = upload_folder(
+            s3_client(self.s3_endpoint_url, max_attempts=self.s3_max_attempts), Path(local), self.s3_bucket, key
+        )
+        return f"s3://{self.s3_bucket}/{key}/{version}"
 
     def path(self, *parts: str) -> Path:
         p = Path(self.root).joinpath(*parts)

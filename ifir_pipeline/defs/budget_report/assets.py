@@ -10,6 +10,24 @@ from ifir_pipeline.resources import ArtifactStore
 from ifir_pipeline.storage import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 
 
+def fetch_from_s3(store: ArtifactStore) -> int:
+    """Bring every followir_scores partition that exists on S3 but not here into the local cache."""
+    if not store.s3_bucket:
+        return 0
+    from ifir_pipeline.io_manager import artifact_dir
+    from ifir_pipeline.partitions import budget_recipe_partitions
+    from ifir_pipeline.s3_storage import download_current, s3_client
+
+    client = s3_client(store.s3_endpoint_url, max_attempts=store.s3_max_attempts)
+    fetched = 0
+    for key in budget_recipe_partitions.get_partition_keys():
+        folder = artifact_dir(store.asset_root(), "followir_scores", key)
+        if not folder.exists():
+            rel = folder.relative_to(store.asset_root()).as_posix()
+            fetched += download_current(client, store.s3_bucket, f"{store.s3_prefix.rstrip('/')}/assets/{rel}", folder)
+    return fetched
+
+
 def collect_per_query(asset_root: str) -> pl.DataFrame:
     """Every stored followir_scores partition (whatever has been materialized so far)."""
     parts = []
@@ -28,6 +46,7 @@ def collect_per_query(asset_root: str) -> pl.DataFrame:
     kinds={"polars", "matplotlib"},
 )
 def budget_report(context: AssetExecutionContext, store: ArtifactStore):
+    fetch_from_s3(store)
     per_query = collect_per_query(store.asset_root())
     if per_query.height == 0:
         raise ValueError("no followir_scores partitions are materialized yet")
@@ -43,8 +62,10 @@ def budget_report(context: AssetExecutionContext, store: ArtifactStore):
     atomic_write_bytes(out / "budget_report.png", png)
     atomic_write_text(out / "budget_report.md", md)
     atomic_write_parquet(out / "budget_report.parquet", report)
+    uri = store.publish(out)
     context.add_output_metadata(
         {
+            **({"report_uri": uri} if uri else {}),
             "table": MetadataValue.md(to_markdown(wide)),
             "plot": MetadataValue.md(f"![budget report](data:image/png;base64,{base64.b64encode(png).decode()})"),
             "report_markdown": MetadataValue.path(str(out / "budget_report.md")),

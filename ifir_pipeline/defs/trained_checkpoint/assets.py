@@ -106,8 +106,10 @@ def trained_checkpoint(
             info = invocation.get_custom_messages()[-1]
         else:
             info = train_recipe(rows, out, cfg, seed, lineage, log=context.log.info)
+        uri = store.publish(out)
         checkpoints.append(
             {
+                "uri": uri,
                 "seed": seed,
                 "path": str(out),
                 **{
@@ -119,6 +121,7 @@ def trained_checkpoint(
     context.add_output_metadata(
         {
             "checkpoint_path": checkpoints[0]["path"],
+            **({"checkpoint_uri": checkpoints[0]["uri"]} if checkpoints[0]["uri"] else {}),
             "checkpoint_paths": MetadataValue.json([c["path"] for c in checkpoints]),
             "recipe": recipe,
             "budget": budget,
