@@ -162,8 +162,14 @@ def train_recipe(
     seed: int,
     lineage: dict[str, Any],
     log=None,
+    callbacks: list | None = None,
 ) -> dict[str, Any]:
-    """Train one checkpoint; resumes from the newest ``checkpoint-*`` under ``output_dir/_trainer``."""
+    """Train one checkpoint; resumes from the newest ``checkpoint-*`` left by an interrupted run.
+
+    Trainer state is kept in a hidden sibling folder (``.<name>.trainer``) until the final model is saved
+    atomically to ``output_dir``; an interrupted run leaves its last checkpoint there and the next call
+    continues from it.
+    """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers import TrainerCallback, set_seed
@@ -210,7 +216,7 @@ def train_recipe(
                     log(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[_Progress()]
+        model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[_Progress(), *(callbacks or [])]
     )
     resume = any(p.name.startswith("checkpoint-") for p in work.glob("checkpoint-*")) if work.exists() else False
     t0 = time.perf_counter()

@@ -7,6 +7,7 @@ from dagster import (
     Failure,
     MetadataValue,
     MultiToSingleDimensionPartitionMapping,
+    Output,
     PipesSubprocessClient,
     asset,
 )
@@ -118,30 +119,30 @@ def trained_checkpoint(
                 },
             }
         )
-    context.add_output_metadata(
-        {
-            "checkpoint_path": checkpoints[0]["path"],
-            **({"checkpoint_uri": checkpoints[0]["uri"]} if checkpoints[0]["uri"] else {}),
-            "checkpoint_paths": MetadataValue.json([c["path"] for c in checkpoints]),
-            "recipe": recipe,
-            "budget": budget,
-            "seeds": MetadataValue.json(training.seeds),
-            **stats_metadata(
-                {
-                    "final_loss_mean": sum(c["final_loss"] for c in checkpoints) / len(checkpoints),
-                    "train_seconds_total": round(sum(c["train_seconds"] for c in checkpoints), 2),
-                    "examples_per_second": checkpoints[0]["examples_per_second"],
-                    "device": checkpoints[0]["device"],
-                    "precision": checkpoints[0]["precision"],
-                    "pairs_hash": lineage["pairs_hash"],
-                }
-            ),
-        }
-    )
-    return {
+    metadata = {
+        "checkpoint_path": checkpoints[0]["path"],
+        **({"checkpoint_uri": checkpoints[0]["uri"]} if checkpoints[0]["uri"] else {}),
+        "checkpoint_paths": MetadataValue.json([c["path"] for c in checkpoints]),
+        "recipe": recipe,
+        "budget": budget,
+        "seeds": MetadataValue.json(training.seeds),
+        **stats_metadata(
+            {
+                "final_loss_mean": sum(c["final_loss"] for c in checkpoints) / len(checkpoints),
+                "train_seconds_total": round(sum(c["train_seconds"] for c in checkpoints), 2),
+                "examples_per_second": checkpoints[0]["examples_per_second"],
+                "device": checkpoints[0]["device"],
+                "precision": checkpoints[0]["precision"],
+                "pairs_hash": lineage["pairs_hash"],
+            }
+        ),
+    }
+    value = {
         "budget": budget,
         "recipe": recipe,
         "checkpoints": checkpoints,
         "base_model": encoder.model,
         "lineage": lineage,
     }
+    # an Output, not a bare value: a Pipes session puts the step in typed-event-stream mode
+    return Output(value, metadata=metadata)
