@@ -132,7 +132,7 @@ BAD_CASES = {
         dict(corpus=GOOD + b'{"_id": "d3", "text": "caf\xe9"}\n'),
         "corpus.jsonl",
         "line 3",
-        None,
+        "'text'",
         "not valid UTF-8",
     ),
     "duplicate_id": (

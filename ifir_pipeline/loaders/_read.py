@@ -58,6 +58,20 @@ def _decode(path: Path, raw: bytes, line_no: int) -> str:
         ) from None
 
 
+def _raise_non_utf8_field(path: Path, raw: bytes, line_no: int, exc: UnicodeDecodeError) -> None:
+    """Name the field that holds the bad bytes when the rest of the record still parses."""
+    field = None
+    try:
+        record = json.loads(raw.decode("utf-8", errors="replace"))
+        if isinstance(record, dict):
+            field = next((k for k, v in record.items() if "\ufffd" in json.dumps(v, ensure_ascii=False)), None)
+    except json.JSONDecodeError:
+        pass
+    raise DataFormatError(
+        str(path), line_no, field, f"not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 4]!r})"
+    ) from None
+
+
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, record)``; blank lines are skipped, everything else must be a JSON object."""
     if path.stat().st_size == 0:
@@ -65,7 +79,10 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     n_records = 0
     with path.open("rb") as handle:
         for line_no, raw in enumerate(handle, start=1):
-            line = _decode(path, raw, line_no).strip()
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                _raise_non_utf8_field(path, raw, line_no, exc)
             if not line:
                 continue
             try:
