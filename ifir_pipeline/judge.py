@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from ifir_pipeline.hashing import stable_hash
-from ifir_pipeline.synthesis.anthropic_backend import AnthropicBackend
+from ifir_pipeline.synthesis.anthropic_backend import AnthropicBackend, usage_of
 from ifir_pipeline.synthesis.prompt import _quote
 
 LABEL_SWAP_JUDGE_PROMPT_VERSION = "label-swap-judge-v1"
@@ -114,14 +114,7 @@ class LabelSwapJudge(AnthropicBackend):
         }
 
     def _parse(self, message, res: JudgeResult) -> JudgeResult:
-        usage = getattr(message, "usage", None)
-        if usage is not None:
-            res.usage = {
-                "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
-                "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
-                "cache_read_input_tokens": int(getattr(usage, "cache_read_input_tokens", 0) or 0),
-                "cache_creation_input_tokens": int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
-            }
+        res.usage = usage_of(message)
         if getattr(message, "stop_reason", None) == "refusal":
             res.failure_reason = "refusal"
             return res

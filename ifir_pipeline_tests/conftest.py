@@ -80,48 +80,36 @@ def tiny_followir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_beir_eval(tmp_path_factory) -> Path:
-    """A BEIR folder cut from SciFact test: 12 claims, their cited abstracts plus 30 others."""
+def _scifact_beir_subset(
+    out: Path, claims_file: str, query_slice: tuple[int, int], extra_docs: tuple[int, int]
+) -> Path:
+    """Write a BEIR folder: a slice of SciFact claims, their cited abstracts and a slice of other abstracts."""
     from ifir_pipeline.loaders import load_scifact_claims, load_scifact_corpus
 
-    out = tmp_path_factory.mktemp("tiny_beir")
     corpus = load_scifact_corpus(bundled_path("scifact", "corpus_train.csv"))
-    claims = load_scifact_claims(bundled_path("scifact", "claims_validation.csv"))
-    qids = claims.queries["query_id"].head(12).to_list()
+    claims = load_scifact_claims(bundled_path("scifact", claims_file))
+    qids = claims.queries["query_id"].slice(*query_slice).to_list()
     qrels = claims.qrels.filter(pl.col("query_id").is_in(qids))
-    docs = set(qrels["doc_id"]) | set(corpus["doc_id"].head(30))
+    docs = set(qrels["doc_id"]) | set(corpus["doc_id"].slice(*extra_docs))
     sub = corpus.filter(pl.col("doc_id").is_in(list(docs)))
     _write_jsonl(out / "corpus.jsonl", [{"_id": d, "title": t, "text": x} for d, t, x in sub.iter_rows()])
-    _write_jsonl(
-        out / "queries.jsonl",
-        [{"_id": q, "text": t} for q, t in claims.queries.filter(pl.col("query_id").is_in(qids)).iter_rows()],
-    )
+    queries = claims.queries.filter(pl.col("query_id").is_in(qids))
+    _write_jsonl(out / "queries.jsonl", [{"_id": q, "text": t} for q, t in queries.iter_rows()])
     (out / "qrels").mkdir()
     qrels.rename({"query_id": "query-id", "doc_id": "corpus-id"}).write_csv(out / "qrels" / "test.tsv", separator="\t")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_beir_eval(tmp_path_factory) -> Path:
+    """A BEIR folder cut from SciFact test: 12 claims, their cited abstracts plus 30 others."""
+    return _scifact_beir_subset(tmp_path_factory.mktemp("tiny_beir"), "claims_validation.csv", (0, 12), (0, 30))
 
 
 @pytest.fixture(scope="session")
 def tiny_train_beir(tmp_path_factory) -> Path:
-    """A BEIR-format training source cut from SciFact train: 40 claims and 160 abstracts."""
-    from ifir_pipeline.loaders import load_scifact_claims, load_scifact_corpus
-
-    out = tmp_path_factory.mktemp("tiny_train")
-    corpus = load_scifact_corpus(bundled_path("scifact", "corpus_train.csv"))
-    claims = load_scifact_claims(bundled_path("scifact", "claims_train.csv"))
-    qids = claims.queries["query_id"].slice(100, 40).to_list()
-    qrels = claims.qrels.filter(pl.col("query_id").is_in(qids))
-    docs = set(qrels["doc_id"]) | set(corpus["doc_id"].slice(1000, 120))
-    sub = corpus.filter(pl.col("doc_id").is_in(list(docs)))
-    _write_jsonl(out / "corpus.jsonl", [{"_id": d, "title": t, "text": x} for d, t, x in sub.iter_rows()])
-    _write_jsonl(
-        out / "queries.jsonl",
-        [{"_id": q, "text": t} for q, t in claims.queries.filter(pl.col("query_id").is_in(qids)).iter_rows()],
-    )
-    (out / "qrels").mkdir()
-    qrels.rename({"query_id": "query-id", "doc_id": "corpus-id"}).write_csv(out / "qrels" / "test.tsv", separator="\t")
-    return out
+    """A BEIR-format training source cut from SciFact train: 40 claims and their abstracts plus 120 others."""
+    return _scifact_beir_subset(tmp_path_factory.mktemp("tiny_train"), "claims_train.csv", (100, 40), (1000, 120))
 
 
 @pytest.fixture(scope="session")

@@ -10,19 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ifir_pipeline.training import TrainConfig, recipe_rows, train_recipe
-
-
-def _pairs(n: int) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "pair_rank": list(range(n)),
-            "query": [f"query {i}" for i in range(n)],
-            "instruction_og": [f"must discuss alpha {i}" for i in range(n)],
-            "instruction_reversed": [f"must discuss beta {i}" for i in range(n)],
-            "positive_text": [f"alpha document {i}" for i in range(n)],
-            "negative_text": [f"beta document {i}" for i in range(n)],
-        }
-    )
+from ifir_pipeline_tests.test_training import _pairs
 
 
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):

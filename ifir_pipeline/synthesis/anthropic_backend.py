@@ -48,16 +48,16 @@ class Pricing:
         return base * (self.batch_discount if batch else 1.0)
 
 
+def usage_of(message) -> dict[str, int]:
+    """Token counts of a Messages API response (prompt-cache reads and writes included)."""
+    usage = getattr(message, "usage", None)
+    fields = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    return {f: int(getattr(usage, f, 0) or 0) for f in fields} if usage is not None else {}
+
+
 def parse_response(message, result: InversionResult) -> InversionResult:
     """Fill ``result`` from a Messages API response; malformed output becomes a failed row with a reason."""
-    usage = getattr(message, "usage", None)
-    if usage is not None:
-        result.usage = {
-            "input_tokens": int(getattr(usage, "input_tokens", 0) or 0),
-            "output_tokens": int(getattr(usage, "output_tokens", 0) or 0),
-            "cache_read_input_tokens": int(getattr(usage, "cache_read_input_tokens", 0) or 0),
-            "cache_creation_input_tokens": int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
-        }
+    result.usage = usage_of(message)
     if getattr(message, "stop_reason", None) == "refusal":
         result.failure_reason = "refusal"
         return result
