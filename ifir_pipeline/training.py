@@ -146,11 +146,12 @@ def precision_flags(precision: str) -> dict[str, bool]:
 
 
 def build_loss(model, cfg: TrainConfig, gather: bool = False):
-    if cfg.cached_loss_mini_batch > 0:
-        from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+    from ifir_pipeline.losses import CachedDualViewMultipleNegativesRankingLoss, DualViewMultipleNegativesRankingLoss
 
-        return CachedMultipleNegativesRankingLoss(model, scale=cfg.scale, mini_batch_size=cfg.cached_loss_mini_batch)
-    from ifir_pipeline.losses import DualViewMultipleNegativesRankingLoss
+    if cfg.cached_loss_mini_batch > 0:
+        return CachedDualViewMultipleNegativesRankingLoss(
+            model, scale=cfg.scale, mini_batch_size=cfg.cached_loss_mini_batch, gather_across_devices=gather
+        )
 
     return DualViewMultipleNegativesRankingLoss(model, scale=cfg.scale, gather_across_devices=gather)
 

@@ -47,3 +47,33 @@ def test_other_pairs_stay_in_batch_negatives():
     )
     assert not torch.allclose(same, grouped)
     assert DualViewMultipleNegativesRankingLoss(nn.Identity()).get_config_dict()["scale"] == 20.0
+
+
+def test_gradient_cached_loss_matches_the_plain_loss_value_and_gradients():
+    from ifir_pipeline.encoders import load_encoder
+    from ifir_pipeline.losses import CachedDualViewMultipleNegativesRankingLoss
+
+    texts = [
+        [f"query {i} about topic {i % 3}" for i in range(8)],
+        [f"document {i}" for i in range(8)],
+        [f"other {i}" for i in range(8)],
+    ]
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    grads = []
+    values = []
+    for cached in (False, True):
+        model = load_encoder("packaged", max_seq_length=16)
+        model.eval()  # no dropout: both passes must see the same network
+        torch.manual_seed(0)
+        loss_fn = (
+            CachedDualViewMultipleNegativesRankingLoss(model, mini_batch_size=3)
+            if cached
+            else DualViewMultipleNegativesRankingLoss(model)
+        )
+        feats = [model.preprocess(t) for t in texts]
+        value = loss_fn(feats, labels)
+        value.backward()
+        values.append(float(value))
+        grads.append(next(p for p in model.parameters() if p.grad is not None).grad.clone())
+    assert abs(values[0] - values[1]) < 1e-4
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)

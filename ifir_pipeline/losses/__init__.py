@@ -1,3 +1,4 @@
+from ifir_pipeline.losses.cached_dual_view_ranking import CachedDualViewMultipleNegativesRankingLoss
 from ifir_pipeline.losses.dual_view_ranking import DualViewMultipleNegativesRankingLoss
 
-__all__ = ["DualViewMultipleNegativesRankingLoss"]
+__all__ = ["CachedDualViewMultipleNegativesRankingLoss", "DualViewMultipleNegativesRankingLoss"]
