@@ -16,24 +16,8 @@ from typing import Any
 import polars as pl
 
 from ifir_pipeline.hashing import text_hash
-from ifir_pipeline.quality import QualityThresholds, validate_no_leakage, validate_pairs
+from ifir_pipeline.quality import ACCEPTED_COLUMNS, QualityThresholds, validate_no_leakage, validate_pairs
 from ifir_pipeline.verification import VerifyConfig, jaccard, verify_frame
-
-ACCEPTED_COLUMNS = [
-    "pair_id",
-    "example_id",
-    "pair_rank",
-    "source",
-    "query",
-    "instruction_og",
-    "instruction_reversed",
-    "positive_id",
-    "negative_id",
-    "positive_text",
-    "negative_text",
-    "style",
-    "similarity",
-]
 
 
 def doc_texts(documents: pl.DataFrame) -> dict[str, str]:

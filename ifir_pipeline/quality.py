@@ -7,6 +7,23 @@ from typing import Any
 
 import polars as pl
 
+# The schema of accepted pairs: what training reads, and what the GX suite requires.
+ACCEPTED_COLUMNS = [
+    "pair_id",
+    "example_id",
+    "pair_rank",
+    "source",
+    "query",
+    "instruction_og",
+    "instruction_reversed",
+    "positive_id",
+    "negative_id",
+    "positive_text",
+    "negative_text",
+    "style",
+    "similarity",
+]
+
 
 @dataclass(frozen=True)
 class QualityThresholds:
@@ -59,18 +76,7 @@ def validate_pairs(accepted: pl.DataFrame, th: QualityThresholds) -> dict[str, A
     )
     expectations: list[Any] = [
         ex.ExpectTableColumnsToMatchSet(
-            column_set=[
-                "example_id",
-                "query",
-                "instruction_og",
-                "instruction_reversed",
-                "positive_id",
-                "negative_id",
-                "positive_text",
-                "negative_text",
-                "views_differ",
-                "similarity",
-            ],
+            column_set=[*ACCEPTED_COLUMNS, "views_differ"],
             exact_match=False,
         ),
         ex.ExpectColumnValuesToBeUnique(column="example_id"),
