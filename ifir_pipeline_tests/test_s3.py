@@ -1,7 +1,6 @@
 """Storage on S3 through dagster-aws, tested against moto's S3 server on 127.0.0.1 (started here)."""
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,14 @@ from ifir_pipeline.loaders import load_beir
 from ifir_pipeline.partitions import budget_recipe_key
 from ifir_pipeline.resources import ArtifactStore, DataSources, EvaluationSettings, QualitySettings, TrainingSettings
 from ifir_pipeline.s3_storage import current_version, s3_client, upload_folder
+from ifir_pipeline_tests.conftest import free_port
 
 BUCKET = "ifir-test"
 
 
 @pytest.fixture(scope="module")
 def moto_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 
 import polars as pl
 import pytest
@@ -10,6 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from ifir_pipeline.training import TrainConfig, recipe_rows, train_recipe
+from ifir_pipeline_tests.conftest import free_port
 from ifir_pipeline_tests.test_training import _pairs
 
 
@@ -55,9 +55,7 @@ def test_masking_stays_right_when_views_land_on_different_devices():
     embs = [torch.nn.functional.normalize(torch.randn(4, 8), dim=-1) for _ in range(3)]
     # rank 0 holds the original views of pairs 7 and 9, rank 1 their reversed views
     labels = torch.tensor([7, 9, 7, 9])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     out = mp.Manager().dict()
     mp.spawn(_ddp_worker, args=(2, port, embs, labels, out), nprocs=2, join=True)
     single = DualViewMultipleNegativesRankingLoss(nn.Identity()).compute_loss_from_embeddings(embs, labels)

@@ -3,7 +3,6 @@ on 127.0.0.1 serving an instance that holds a materialized tiny chain."""
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from ifir_pipeline_tests.conftest import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -60,9 +61,7 @@ def webserver(tmp_path_factory, tiny_train_beir, tiny_followir):
             assert materialize(
                 ASSET_DEFS, selection=selection, partition_key=partition, resources=resources, instance=instance
             ).success
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "IFIR_HOME": str(root)}
     proc = subprocess.Popen(
         [
