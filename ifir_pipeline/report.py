@@ -180,3 +180,30 @@ def plot_png(report: pl.DataFrame) -> bytes:
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
+
+
+def score_histogram_png(negatives: pl.DataFrame) -> bytes:
+    """Dense scores of the chosen negatives (per source) against their positives': where the margin guard bites."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    bins = [i / 50 for i in range(-10, 51)]
+    positives = negatives.unique("example_id")["positive_score"].to_list()
+    ax.hist(positives, bins=bins, alpha=0.5, label=f"positive ({len(positives)})", color="tab:green")
+    for source, color in (("mined", "tab:red"), ("instruction_negative", "tab:purple")):
+        scores = negatives.filter(pl.col("negative_source") == source)["negative_score"].to_list()
+        if scores:
+            ax.hist(scores, bins=bins, alpha=0.5, label=f"{source} ({len(scores)})", color=color)
+    ax.set_xlabel("cosine(query, document)")
+    ax.set_ylabel("count")
+    ax.set_title("mined_negatives: score distribution")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

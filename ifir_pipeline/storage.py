@@ -55,6 +55,21 @@ def atomic_write_parquet(path: str | Path, frame: pl.DataFrame) -> Path:
     return path
 
 
+def atomic_write_npy(path: str | Path, array: Any) -> Path:
+    """``np.save`` through a temporary sibling, so a reader (or a memory map) never sees half an array."""
+    import numpy as np
+
+    path = Path(path)
+    tmp = _tmp_sibling(path, ".npy")
+    try:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces ``path``, on error it is discarded.

@@ -154,3 +154,40 @@ def test_sensor_requests_each_trained_recipe_once_and_respects_the_gate(setup):
     assert len({r.run_key for r in second}) == 4
     ctx3 = build_sensor_context(instance=instance, definitions=defs, cursor=ctx2.cursor)
     assert not [r for r in evaluate(ctx3) if isinstance(r, RunRequest)]  # the cursor moved: no duplicate requests
+
+
+def test_mining_is_configurable_from_run_config_and_shows_its_scores(tmp_path, tiny_train_beir, tiny_followir):
+    resources = build_resources(
+        str(tmp_path),
+        sources=DataSources(
+            train=[{"name": "tiny", "format": "beir", "path": str(tiny_train_beir)}],
+            evaluation=[{"name": "tiny-if", "format": "followir", "path": str(tiny_followir)}],
+        ),
+    )
+    instance = DagsterInstance.ephemeral()
+    res = materialize(
+        ASSETS,
+        selection=["source_corpora", "mined_negatives"],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"mined_negatives": {"config": {"k": 1, "use_bm25": False, "rank_max": 20}}}},
+    )
+    assert res.success
+    negatives = read_artifact(artifact_dir(resources["store"].asset_root(), "mined_negatives", None))
+    assert negatives.group_by("example_id").len()["len"].max() == 1
+    assert negatives.filter(pl.col("negative_source") == "mined")["bm25_rank"].null_count() == negatives.filter(
+        pl.col("negative_source") == "mined"
+    ).height
+    meta = instance.get_latest_materialization_event(AssetKey("mined_negatives")).asset_materialization.metadata
+    assert meta["config"].data["k"] == 1 and "known_positive" in meta["guards"].data
+    assert meta["score_distribution"].value.startswith("![score distribution](data:image/png;base64,")
+    bad = materialize(
+        ASSETS,
+        selection=["mined_negatives"],
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"mined_negatives": {"config": {"rank_min": 9, "rank_max": 3}}}},
+        raise_on_error=False,
+    )
+    assert not bad.success
+    assert "rank_min (9) is above rank_max (3)" in str(bad.get_step_failure_events()[0].event_specific_data.error)

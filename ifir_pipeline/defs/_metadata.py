@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -19,6 +20,11 @@ def preview(frame: pl.DataFrame, n: int = 10, max_chars: int = 120) -> MetadataV
         if isinstance(t, pl.List):
             short = short.with_columns(pl.col(c).list.len().alias(c + "_len")).drop(c)
     return MetadataValue.md(to_markdown(short) if short.height else "_empty_")
+
+
+def png_markdown(png: bytes, alt: str) -> MetadataValue:
+    """An inline PNG the asset page renders under [Show Markdown]."""
+    return MetadataValue.md(f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def stats_metadata(stats: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-import base64
 from pathlib import Path
 
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, asset
 
+from ifir_pipeline.defs._metadata import png_markdown
 from ifir_pipeline.io_manager import read_artifact
 from ifir_pipeline.report import build_report, delta_markdown, headline_table, plot_png, to_markdown
 from ifir_pipeline.resources import ArtifactStore
@@ -67,7 +67,7 @@ def budget_report(context: AssetExecutionContext, store: ArtifactStore):
         {
             **({"report_uri": uri} if uri else {}),
             "table": MetadataValue.md(to_markdown(wide)),
-            "plot": MetadataValue.md(f"![budget report](data:image/png;base64,{base64.b64encode(png).decode()})"),
+            "plot": png_markdown(png, "budget report"),
             "report_markdown": MetadataValue.path(str(out / "budget_report.md")),
             "plot_png": MetadataValue.path(str(out / "budget_report.png")),
             "partitions_scored": per_query.select("budget", "recipe").unique().height,
