@@ -80,18 +80,29 @@ class GuardCounts:
 
 
 def dense_topk(queries: np.ndarray, docs: np.ndarray, k: int, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by inner product (embeddings are normalized), ``chunk`` queries at a time."""
+    """Exact top-k by inner product (embeddings are normalized), ``chunk`` queries at a time into one reused
+    ``(chunk, n_docs)`` score buffer."""
     k = min(k, docs.shape[0])
-    d = torch.from_numpy(docs)
+    d = _tensor(docs)
     idx_out = np.empty((queries.shape[0], k), dtype=np.int64)
     val_out = np.empty((queries.shape[0], k), dtype=np.float32)
+    buf = torch.empty((min(chunk, queries.shape[0]), d.shape[0]), dtype=d.dtype)
     with torch.inference_mode():
         for start in range(0, queries.shape[0], chunk):
-            q = torch.from_numpy(queries[start : start + chunk])
-            vals, idx = torch.topk(q @ d.T, k, dim=1)
+            q = _tensor(queries[start : start + chunk])
+            scores = buf[: q.shape[0]]
+            torch.mm(q, d.T, out=scores)
+            vals, idx = torch.topk(scores, k, dim=1)
             idx_out[start : start + chunk] = idx.numpy()
             val_out[start : start + chunk] = vals.numpy()
     return idx_out, val_out
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A float32 tensor over ``a`` without a copy where its strides allow (e.g. rows of a mapped cache file)."""
+    if a.dtype == np.float32 and a.ndim == 2 and a.strides[1] == 4 and a.strides[0] % 4 == 0:
+        return torch.from_numpy(a)
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
 def bm25_topk(query_texts: list[str], doc_texts: list[str], k: int) -> np.ndarray:
@@ -210,7 +221,7 @@ def mine_negatives(
     width = fused.shape[1]
     rank = np.arange(1, width + 1)
     in_window = (rank >= config.rank_min) & (rank <= config.rank_max)
-    q_t, d_t = torch.from_numpy(np.ascontiguousarray(query_emb)), torch.from_numpy(np.ascontiguousarray(doc_emb))
+    q_t, d_t = _tensor(query_emb), _tensor(doc_emb)
     pos_score_all = np.zeros(n, dtype=np.float32)
     ok_pos = ~missing
     pos_score_all[ok_pos] = np.einsum("ij,ij->i", query_emb[ok_pos], doc_emb[pos_idx[ok_pos]])

@@ -230,6 +230,10 @@ def test_embedding_cache_encodes_only_changed_text_and_survives_a_corrupt_file(t
     assert np.allclose(vecs[1], encoder.encode(["two, edited"], normalize_embeddings=True)[0], atol=1e-5)
     path = tmp_path / f"{model_key(encoder)}.npy"
     assert len(np.load(path)) == 5  # h1 h2 h3 h2b h4, one file, written whole
+    in_order = EmbeddingCache(tmp_path).encode(encoder, ["one", "two", "three"], ["h1", "h2", "h3"])
+    assert not in_order.flags.owndata and np.allclose(in_order, first)  # a view of the mapped file, not a copy
+    in_order[:] = 0  # copy-on-write: the caller may scribble, the file keeps its vectors
+    assert np.allclose(EmbeddingCache(tmp_path).encode(encoder, ["one"], ["h1"]), first[0])
     path.write_bytes(b"not an array")
     warnings = []
     rebuilt = EmbeddingCache(tmp_path, log=warnings.append)
