@@ -291,7 +291,7 @@ def mine_negatives(
         .with_row_index("row")
         .with_columns(pl.Series("positive_score", pos_score_all), pl.col("row").cast(pl.Int64))
     )
-    out = out.join(meta, on="row", how="left").sort("row", "rank")
+    out = out.with_row_index("seq").join(meta, on="row", how="left").sort("row", "rank", "seq")
     return out.select([pl.col(c).cast(t) for c, t in NEGATIVE_SCHEMA.items()]), counts
 
 

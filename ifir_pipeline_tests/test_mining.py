@@ -84,11 +84,10 @@ def test_instruction_negatives_come_first():
     texts = ["alpha beta", "alpha beta violates the instruction", "alpha other", "beta other"]
     q, d = _unit([[1, 0]]), _unit([[1, 0.1], [0.8, 0.6], [0.7, 0.7], [0.2, 1]])
     out, _ = mine_negatives(
-        _examples(inst_negs=["s/1"]), _docs(texts), q, d, {}, MiningConfig(k=2, rank_min=1, use_bm25=False)
+        _examples(inst_negs=["s/3", "s/1"]), _docs(texts), q, d, {}, MiningConfig(k=3, rank_min=1, use_bm25=False)
     )
-    assert (
-        out["negative_id"][0] == "s/1" and out["rank"][0] == 0 and out["negative_source"][0] == "instruction_negative"
-    )
+    assert out["negative_id"].to_list() == ["s/3", "s/1", "s/2"]  # the source's order, then the mined one
+    assert out["rank"].to_list()[:2] == [0, 0] and out["negative_source"][0] == "instruction_negative"
 
 
 def test_bad_mining_input():
