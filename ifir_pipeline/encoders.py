@@ -140,7 +140,6 @@ class EmbeddingCache:
             merged[:old] = table
         merged["hash"][old:] = keys
         merged["vector"][old:] = fresh
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_npy(path, merged)
 
 

@@ -208,7 +208,8 @@ def mine_negatives(
                 for j in [doc_index[x] for x in dict.fromkeys(negs) if x in doc_index][: config.k]:
                     inst_rows.append(i)
                     inst_docs.append(j)
-    need = config.k - np.bincount(np.asarray(inst_rows, dtype=np.int64), minlength=n)
+    i_rows, i_docs = np.asarray(inst_rows, dtype=np.int64), np.asarray(inst_docs, dtype=np.int64)
+    need = config.k - np.bincount(i_rows, minlength=n)
     need[missing] = 0
     # every (example, judged-relevant document) pair, as flat keys row * n_docs + doc
     n_docs = len(doc_ids)
@@ -216,7 +217,7 @@ def mine_negatives(
     for i, qid in enumerate(examples["query_id"].to_list()):
         pos_keys += [i * n_docs + doc_index[p] for p in known_positives.get(qid, ()) if p in doc_index]
     pos_keys = np.unique(np.asarray(pos_keys, dtype=np.int64))
-    inst_keys = np.asarray(inst_rows, dtype=np.int64) * n_docs + np.asarray(inst_docs, dtype=np.int64)
+    inst_keys = i_rows * n_docs + i_docs
 
     width = fused.shape[1]
     rank = np.arange(1, width + 1)
@@ -233,11 +234,12 @@ def mine_negatives(
             sl = slice(start, min(start + step, n))
             cand = fused[sl]
             rows = np.arange(sl.start, sl.stop)
-            pos = pos_idx[sl]
+            pos = np.where(pos_idx[sl] >= 0, pos_idx[sl], 0)  # rows without a positive are masked below
             safe = np.where(cand >= 0, cand, 0)
+            keys = rows[:, None] * n_docs + safe
             vecs = d_t[torch.from_numpy(safe)]  # (chunk, width, dim)
             q_score = torch.einsum("cwd,cd->cw", vecs, q_t[sl]).numpy()
-            pos_cos = torch.einsum("cwd,cd->cw", vecs, d_t[torch.from_numpy(np.where(pos >= 0, pos, 0))]).numpy()
+            pos_cos = torch.einsum("cwd,cd->cw", vecs, d_t[torch.from_numpy(pos)]).numpy()
             p_score = pos_score_all[sl][:, None]
             code = np.full(cand.shape, _OK, dtype=np.int8)
             checks = (
@@ -245,8 +247,8 @@ def mine_negatives(
                 (_COSINE, pos_cos >= config.near_duplicate_cosine),
                 (_HASH, _same_id(hash_id, safe, pos)),
                 (_WINDOW, np.broadcast_to(~in_window, cand.shape)),
-                (_POSITIVE, np.isin(rows[:, None] * n_docs + safe, pos_keys)),
-                (_PADDING, (cand < 0) | missing[sl][:, None] | np.isin(rows[:, None] * n_docs + safe, inst_keys)),
+                (_POSITIVE, np.isin(keys, pos_keys)),
+                (_PADDING, (cand < 0) | missing[sl][:, None] | np.isin(keys, inst_keys)),
             )
             for value, mask in checks:  # applied last-first, so the earliest failing guard wins
                 code[mask] = value
@@ -269,7 +271,6 @@ def mine_negatives(
         reason = "corpus_smaller_than_k" if n_docs <= config.k else "too_few_candidates_after_guards"
         counts.skipped[reason] = int(short.sum())
 
-    i_rows, i_docs = np.asarray(inst_rows, dtype=np.int64), np.asarray(inst_docs, dtype=np.int64)
     all_rows = np.concatenate([i_rows, t_rows])
     all_docs = np.concatenate([i_docs, t_docs])
     out = pl.DataFrame(
@@ -307,7 +308,7 @@ def _normalized_text_ids(documents: pl.DataFrame) -> np.ndarray:
 def _same_id(ids: np.ndarray | None, cand: np.ndarray, pos: np.ndarray) -> np.ndarray:
     if ids is None:
         return np.zeros(cand.shape, dtype=bool)
-    return ids[cand] == ids[np.where(pos >= 0, pos, 0)][:, None]
+    return ids[cand] == ids[pos][:, None]
 
 
 def _rank_in(ranked: np.ndarray | None, rows: np.ndarray, docs: np.ndarray) -> pl.Series:

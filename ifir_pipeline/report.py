@@ -144,11 +144,7 @@ def delta_markdown(report: pl.DataFrame, task: str, metric: str) -> str:
 
 def plot_png(report: pl.DataFrame) -> bytes:
     """p-MRR and nDCG against budget, one line per recipe (base drawn as a horizontal reference)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     panels = [(t, m) for t, m in HEADLINE if report.filter((pl.col("task") == t) & (pl.col("metric") == m)).height]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 4), squeeze=False)
     for ax, (task, metric) in zip(axes[0], panels, strict=False):
@@ -175,20 +171,12 @@ def plot_png(report: pl.DataFrame) -> bytes:
         ax.set_title(f"{metric} on {task}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig, dpi=110)
 
 
 def score_histogram_png(negatives: pl.DataFrame) -> bytes:
     """Dense scores of the chosen negatives (per source) against their positives': where the margin guard bites."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6))
     bins = [i / 50 for i in range(-10, 51)]
     positives = negatives.unique("example_id")["positive_score"].to_list()
@@ -202,8 +190,22 @@ def score_histogram_png(negatives: pl.DataFrame) -> bytes:
     ax.set_title("mined_negatives: score distribution")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _png(fig, dpi=100)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the headless Agg backend (assets run without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig, dpi: int) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=dpi)
+    _pyplot().close(fig)
     return buf.getvalue()

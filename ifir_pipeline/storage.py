@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,20 @@ def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     return Path(name)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def _atomic_write(path: str | Path, write: Callable[[Path], object], suffix: str = "") -> Path:
+    """``write`` a temporary sibling, then rename it over ``path``; on any error the sibling is removed."""
     path = Path(path)
-    tmp = _tmp_sibling(path)
+    tmp = _tmp_sibling(path, suffix)
     try:
-        tmp.write_bytes(data)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return _atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -45,29 +50,18 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 
 
 def atomic_write_parquet(path: str | Path, frame: pl.DataFrame) -> Path:
-    path = Path(path)
-    tmp = _tmp_sibling(path, ".parquet")
-    try:
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return _atomic_write(path, frame.write_parquet, ".parquet")
 
 
 def atomic_write_npy(path: str | Path, array: Any) -> Path:
     """``np.save`` through a temporary sibling, so a reader (or a memory map) never sees half an array."""
     import numpy as np
 
-    path = Path(path)
-    tmp = _tmp_sibling(path, ".npy")
-    try:
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return _atomic_write(path, write, ".npy")
 
 
 @contextlib.contextmanager
