@@ -106,10 +106,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from ifir_pipeline.partitions import budgets
-    from ifir_pipeline.training import RECIPES
+    from ifir_pipeline.training import CORE_RECIPES, RECIPES
 
     chosen = [int(b) for b in args.budgets.split(",")] if args.budgets else [int(b) for b in budgets()]
-    recipes = args.recipes.split(",") if args.recipes else list(RECIPES)
+    recipes = args.recipes.split(",") if args.recipes else list(CORE_RECIPES)
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        raise SystemExit(f"ifir report: unknown recipes {unknown}; known: {', '.join(RECIPES)}")
     run_pipeline(chosen, recipes, [int(s) for s in args.seeds.split(",")], general=not args.no_general)
 
 
@@ -151,6 +154,97 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embedder(model_name: str, max_seq_length: int, show_progress: bool):
+    from ifir_pipeline.encoders import load_encoder
+
+    enc = load_encoder(model_name, max_seq_length=max_seq_length)
+
+    def embed(texts: list[str]):
+        return enc.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=show_progress
+        )
+
+    return embed
+
+
+def cmd_check_pairs(args: argparse.Namespace) -> int:
+    from ifir_pipeline.achievability import AchievabilityConfig, AchievabilityModel
+    from ifir_pipeline.check_pairs import check_rows, read_pairs
+    from ifir_pipeline.errors import DataFormatError
+
+    try:
+        rows = read_pairs(args.file)
+        cfg = AchievabilityConfig(threshold=args.threshold)
+    except (DataFormatError, ValueError) as exc:
+        print(f"ifir check-pairs: {exc}", file=sys.stderr)
+        return 2
+    model = AchievabilityModel.load(args.model_file)
+    out, summary = check_rows(rows, _embedder(model.encoder, model.max_seq_length, not args.json), model, cfg)
+    if args.json:
+        for o in out:
+            print(json.dumps(o))
+        print(json.dumps(summary))
+        return 0
+    for o in out:
+        verdict = "achievable" if o["swap_achievable"] else f"NOT achievable ({o['reason']})"
+        print(f"{o['id']}: {verdict}  p={o['swap_probability']:.3f}")
+    print(
+        f"{summary['rows']} pairs: {summary['swap_achievable']} achievable, {summary['not_achievable']} not "
+        f"{summary['reasons']}"
+        + (f"; against labels: {summary['against_labels']}" if "against_labels" in summary else "")
+    )
+    return 0
+
+
+def cmd_calibrate_check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ifir_pipeline.achievability import default_model_path
+    from ifir_pipeline.achievability_calibration import LabelledTriples, bundled_background_texts, calibrate
+    from ifir_pipeline.encoders import PACKAGED_MODEL
+    from ifir_pipeline.errors import DataFormatError
+    from ifir_pipeline.synthesis.recording import read_recording, resolve_recording_path
+
+    try:
+        rows = read_recording(resolve_recording_path(args.recording))
+    except DataFormatError as exc:
+        print(f"ifir calibrate-check: {exc}", file=sys.stderr)
+        return 2
+    data = LabelledTriples.from_recording(rows)
+    if args.limit:
+        data = data.subset(np.arange(min(args.limit, len(data.labels))))
+    max_len = 128
+    model, report = calibrate(
+        data,
+        _embedder(PACKAGED_MODEL, max_len, not args.json),
+        bundled_background_texts(),
+        PACKAGED_MODEL,
+        max_len,
+        other_weight=args.other_weight,
+        folds=args.folds,
+        repeats=args.repeats,
+    )
+    out = Path(args.out) if args.out else default_model_path()
+    model.save(out)
+    cv = report["cross_validated"]
+    if not args.json:
+        ref = cv["reference"]
+        print(f"grouped {cv['folds']}-fold CV x {cv['repeats']} on {len(data.labels)} labelled triples")
+        for key, m in cv.items():
+            if isinstance(m, dict):
+                extra = f" agreement={m['agreement']:.3f}" if "agreement" in m else ""
+                print(
+                    f"  {key:24s} n={m['n']:5d} base={m['base_rate']:.3f} BA={m['balanced_accuracy']:.3f}"
+                    f"±{m['balanced_accuracy_sd']:.3f} P={m['precision']:.3f}±{m['precision_sd']:.3f} "
+                    f"R={m['recall']:.3f}±{m['recall_sd']:.3f}{extra}"
+                )
+        print(f"best single cosine (in-sample): {report['best_single_cosine_in_sample']}")
+        print(f"model written to {out} (threshold {model.threshold:.2f}); reference BA {ref['balanced_accuracy']:.3f}")
+    else:
+        print(json.dumps({"model": str(out), **report}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ifir", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -175,6 +269,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("check-pairs", help="is each (query, positive, negative) swap achievable? (JSONL in)")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="one JSON line per row, then a summary line")
+    p.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
+    p.add_argument("--model-file", default=None, help="a calibrated check (default: the shipped one)")
+    p.set_defaults(func=cmd_check_pairs)
+    p = sub.add_parser("calibrate-check", help="cross-validate and fit the achievability check on recorded verdicts")
+    p.add_argument("--recording", default="bundled", help="a recording file (default: the bundled one)")
+    p.add_argument("--out", default=None, help="where to write the model (default: the shipped model file)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--other-weight", type=float, default=0.5, help="weight of rows by non-reference annotators")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N rows (smoke tests)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_calibrate_check)
     args = parser.parse_args(argv)
     _setup_env()
     rc = args.func(args)

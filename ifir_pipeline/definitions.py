@@ -19,6 +19,7 @@ from ifir_pipeline.defs.trained_checkpoint.assets import trained_checkpoint
 from ifir_pipeline.io_manager import ArtifactIOManager
 from ifir_pipeline.partitions import budget_partitions
 from ifir_pipeline.resources import (
+    AchievabilitySettings,
     ArtifactStore,
     DataSources,
     EncoderResource,
@@ -58,7 +59,7 @@ def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]
         "sources": DataSources(),
         "encoder": EncoderResource(),
         "synthesis": SynthesisSettings(
-            backend=os.environ.get("IFIR_SYNTHESIS_BACKEND", "offline"),
+            backend=os.environ.get("IFIR_SYNTHESIS_BACKEND", "recorded"),
             api_key=api_key,
             base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
         ),
@@ -67,6 +68,7 @@ def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]
             judge_api_key=api_key,
             judge_base_url=os.environ.get("ANTHROPIC_BASE_URL") or None,
         ),
+        "achievability": AchievabilitySettings(enabled=os.environ.get("IFIR_ACHIEVABILITY", "on") != "off"),
         "training": TrainingSettings(),
         "evaluation": EvaluationSettings(),
         "pipes_subprocess_client": PipesSubprocessClient(),

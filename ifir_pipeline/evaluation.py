@@ -208,6 +208,28 @@ def score(model, data: FollowIRSet | RetrievalSet, batch_size: int = 64, show_pr
     )
 
 
+def seed_query_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``a - b`` and its 95% interval by a two-level bootstrap: seeds, then queries.
+
+    ``a`` is ``(seeds_a, queries)`` and ``b`` is ``(seeds_b, queries)`` over the same queries (columns). Each
+    replicate draws seeds with replacement for each side (training seeds of two recipes are not paired), then
+    one shared draw of queries (queries are paired), and takes the difference of the means. With one seed
+    per side it is the paired query bootstrap; spread between seeds widens the interval.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
+    if a.shape[1] != b.shape[1] or a.shape[1] == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    n_q = a.shape[1]
+    qi = rng.integers(0, n_q, size=(n_boot, n_q))
+    sa = rng.integers(0, a.shape[0], size=(n_boot, a.shape[0]))
+    sb = rng.integers(0, b.shape[0], size=(n_boot, b.shape[0]))
+    ma = a[sa].mean(axis=1)  # (n_boot, queries): each replicate's seed-averaged per-query values
+    mb = b[sb].mean(axis=1)
+    diff = np.take_along_axis(ma, qi, axis=1).mean(axis=1) - np.take_along_axis(mb, qi, axis=1).mean(axis=1)
+    return float(a.mean() - b.mean()), float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5))
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """Mean of ``a - b`` over queries and its 95% percentile interval (queries resampled with replacement)."""
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)

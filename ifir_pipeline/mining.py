@@ -25,11 +25,17 @@ NEGATIVE_SCHEMA = {
     "positive_id": pl.Utf8,
     "negative_id": pl.Utf8,
     "rank": pl.Int32,  # 0 for a source-provided instruction negative, else the fused rank (1-based)
+    "preference": pl.Int32,  # 0-based order of the negative within its example: the pair order follows it
     "negative_score": pl.Float32,  # dense cosine(query, negative)
     "positive_score": pl.Float32,  # dense cosine(query, positive)
     "bm25_rank": pl.Int32,
     "dense_rank": pl.Int32,
     "negative_source": pl.Utf8,  # "instruction_negative" | "mined"
+    # the achievability check (see ifir_pipeline.achievability); null when no check was configured
+    "swap_probability": pl.Float32,  # the calibrated model's probability that a truthful I' exists
+    "swap_achievable": pl.Boolean,  # the verdict: a recorded LLM verdict where one exists, else the model's
+    "achievability_reason": pl.Utf8,  # null when achievable, else a reason code (achievability.REASONS)
+    "verdict_source": pl.Utf8,  # "recorded" | "model"
 }
 
 
@@ -70,6 +76,7 @@ class GuardCounts:
     near_duplicate_hash: int = 0
     near_duplicate_cosine: int = 0
     outside_window: int = 0
+    not_achievable: int = 0  # usable candidates the achievability check turned down (when it ranks)
     skipped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
@@ -160,13 +167,21 @@ def mine_negatives(
     known_positives: dict[str, set[str]],
     config: MiningConfig,
     progress: Callable[[str], None] | None = None,
+    scorer=None,
+    check_emb: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[pl.DataFrame, GuardCounts]:
     """Mine ``config.k`` negatives per example from ``documents`` (one source's corpus).
 
     ``query_emb`` rows align with ``examples``, ``doc_emb`` rows with ``documents``; both normalized.
     ``known_positives`` maps query_id to every document judged relevant for it. The guards run as array
-    masks over the fused candidate matrix, ``query_chunk`` queries at a time; a candidate counts against a
-    guard only if it was reached before the example had its ``k`` negatives.
+    masks over the fused candidate matrix, ``query_chunk`` queries at a time.
+
+    Without ``scorer`` the first ``k`` usable candidates in fused order are kept, and a candidate counts against
+    a guard only if it was reached before the example had its ``k`` negatives. With a
+    :class:`~ifir_pipeline.achievability.CandidateScorer`, every usable candidate in the window is checked:
+    the ``k`` kept are those that pass (recorded-achievable first, then by swap probability), and guard counts
+    cover the whole window. ``check_emb`` are the check's own (query, document) embeddings when its encoder
+    differs from mining's.
     """
     counts = GuardCounts()
     if documents.height == 0:
@@ -196,6 +211,8 @@ def mine_negatives(
     fused = rrf_fuse(lists, config.rrf_k)
 
     n = examples.height
+    doc_texts = documents["text"].to_list()
+    cq_emb, cd_emb = check_emb if check_emb is not None else (query_emb, doc_emb)
     pos_idx = np.array([doc_index.get(p, -1) for p in examples["positive_id"].to_list()], dtype=np.int64)
     missing = pos_idx < 0
     if missing.any():
@@ -226,6 +243,14 @@ def mine_negatives(
     pos_score_all = np.zeros(n, dtype=np.float32)
     ok_pos = ~missing
     pos_score_all[ok_pos] = np.einsum("ij,ij->i", query_emb[ok_pos], doc_emb[pos_idx[ok_pos]])
+    if scorer is not None:
+        scorer.prepare(examples, doc_ids, doc_texts, [doc_texts[j] if j >= 0 else "" for j in pos_idx.tolist()])
+        check_qp = pos_score_all.copy()
+        if check_emb is not None:
+            check_qp[ok_pos] = np.einsum("ij,ij->i", cq_emb[ok_pos], cd_emb[pos_idx[ok_pos]])
+        cq_t, cd_t = _tensor(cq_emb), _tensor(cd_emb)
+    taken_prob: list[np.ndarray] = []
+    taken_rec: list[np.ndarray] = []
     guard_hits = np.zeros(7, dtype=np.int64)
     taken_rows, taken_cols, taken_scores = [], [], []
     step = max(1, min(config.query_chunk, 8_000_000 // max(width * doc_emb.shape[1], 1)))  # ~32 MB gathers
@@ -253,10 +278,35 @@ def mine_negatives(
             for value, mask in checks:  # applied last-first, so the earliest failing guard wins
                 code[mask] = value
             usable = code == _OK
-            before = np.cumsum(usable, axis=1) - usable  # usable candidates ahead of this one
-            reached = before < need[sl][:, None]
-            guard_hits += np.bincount(code[reached & ~usable].ravel(), minlength=7)
-            r, c = np.nonzero(usable & reached)
+            if scorer is not None:
+                if check_emb is not None:
+                    cvecs = cd_t[torch.from_numpy(safe)]
+                    c_qn = torch.einsum("cwd,cd->cw", cvecs, cq_t[sl]).numpy()
+                    c_pn = torch.einsum("cwd,cd->cw", cvecs, cd_t[torch.from_numpy(pos)]).numpy()
+                else:
+                    c_qn, c_pn = q_score, pos_cos
+                prob, rec = scorer.score(rows, cand, usable, c_qn, check_qp[sl][:, None], c_pn, pos_idx[sl])
+                passing = usable & scorer.passes(prob, rec, c_pn)
+            if scorer is None or not scorer.rank:
+                before = np.cumsum(usable, axis=1) - usable  # usable candidates ahead of this one
+                reached = before < need[sl][:, None]
+                guard_hits += np.bincount(code[reached & ~usable].ravel(), minlength=7)
+                r, c = np.nonzero(usable & reached)
+                if scorer is not None:
+                    counts.not_achievable += int((~passing[r, c]).sum())
+            else:
+                guard_hits += np.bincount(code[~usable].ravel(), minlength=7)
+                counts.not_achievable += int((usable & ~passing).sum())
+                # recorded-achievable first, then by probability; fused order breaks ties
+                key = np.where(passing, np.where(rec == 1, 2.0, 0.0) + np.nan_to_num(prob, nan=0.0), -np.inf)
+                order = np.argsort(-key, axis=1, kind="stable")
+                ranked_ok = np.take_along_axis(passing, order, axis=1)
+                keep_sorted = ranked_ok & ((np.cumsum(ranked_ok, axis=1) - ranked_ok) < need[sl][:, None])
+                r, pos_in_order = np.nonzero(keep_sorted)
+                c = order[r, pos_in_order]
+            if scorer is not None:
+                taken_prob.append(prob[r, c])
+                taken_rec.append(rec[r, c])
             taken_rows.append(r + sl.start)
             taken_cols.append(c)
             taken_scores.append(q_score[r, c])
@@ -268,7 +318,13 @@ def mine_negatives(
     have = np.bincount(t_rows, minlength=n) + (config.k - need)
     short = (have < config.k) & ~missing
     if short.any():
-        reason = "corpus_smaller_than_k" if n_docs <= config.k else "too_few_candidates_after_guards"
+        reason = (
+            "corpus_smaller_than_k"
+            if n_docs <= config.k
+            else "fewer_than_k_achievable"
+            if scorer is not None and scorer.rank
+            else "too_few_candidates_after_guards"
+        )
         counts.skipped[reason] = int(short.sum())
 
     all_rows = np.concatenate([i_rows, t_rows])
@@ -284,6 +340,7 @@ def mine_negatives(
             "bm25_rank": _rank_in(bm25_idx, all_rows, all_docs),
             "dense_rank": _rank_in(dense_idx, all_rows, all_docs),
             "negative_source": ["instruction_negative"] * i_rows.size + ["mined"] * t_rows.size,
+            **_verdict_columns(scorer, i_rows, i_docs, taken_prob, taken_rec, cq_emb, cd_emb, pos_idx, t_rows, t_docs),
         },
         schema_overrides={"negative_id": pl.Utf8},
     )
@@ -292,8 +349,50 @@ def mine_negatives(
         .with_row_index("row")
         .with_columns(pl.Series("positive_score", pos_score_all), pl.col("row").cast(pl.Int64))
     )
-    out = out.with_row_index("seq").join(meta, on="row", how="left").sort("row", "rank", "seq")
+    # within an example: instruction negatives, then the kept negatives in preference order (fused rank
+    # without a check; recorded-achievable then swap probability with one)
+    order = ["row", "seq"] if scorer is not None and scorer.rank else ["row", "rank", "seq"]
+    out = out.with_row_index("seq").join(meta, on="row", how="left").sort(order)
+    out = out.with_columns(pl.int_range(pl.len()).over("row").alias("preference"))
     return out.select([pl.col(c).cast(t) for c, t in NEGATIVE_SCHEMA.items()]), counts
+
+
+def _verdict_columns(scorer, i_rows, i_docs, taken_prob, taken_rec, cq_emb, cd_emb, pos_idx, t_rows, t_docs) -> dict:
+    """The check's columns for instruction negatives (scored here) and mined negatives (scored in the loop)."""
+    total = i_rows.size + t_rows.size
+    if scorer is None:
+        return {
+            "swap_probability": pl.Series([None] * total, dtype=pl.Float32),
+            "swap_achievable": pl.Series([None] * total, dtype=pl.Boolean),
+            "achievability_reason": pl.Series([None] * total, dtype=pl.Utf8),
+            "verdict_source": pl.Series([None] * total, dtype=pl.Utf8),
+        }
+    probs, recs, pns = [], [], []
+    if i_rows.size:
+        pos = np.where(pos_idx[i_rows] >= 0, pos_idx[i_rows], 0)
+        qn = np.einsum("ij,ij->i", cq_emb[i_rows], cd_emb[i_docs])
+        qp = np.einsum("ij,ij->i", cq_emb[i_rows], cd_emb[pos])
+        pn = np.einsum("ij,ij->i", cd_emb[pos], cd_emb[i_docs])
+        cov_n = np.array([scorer.coverage(int(r), int(d)) for r, d in zip(i_rows, i_docs, strict=True)])
+        cov_p = np.array([scorer.coverage(int(r), int(p)) for r, p in zip(i_rows, pos, strict=True)])
+        probs.append(scorer.model.probability(scorer.model.feature_matrix(qn, qp, pn, cov_n, cov_p)))
+        recs.append(np.array([scorer.recorded_verdict(int(r), int(d)) for r, d in zip(i_rows, i_docs, strict=True)]))
+        pns.append(pn)
+    if t_rows.size:
+        probs.append(np.concatenate(taken_prob))
+        recs.append(np.concatenate(taken_rec))
+        pos = np.where(pos_idx[t_rows] >= 0, pos_idx[t_rows], 0)
+        pns.append(np.einsum("ij,ij->i", cd_emb[pos], cd_emb[t_docs]))
+    prob = np.concatenate(probs) if probs else np.zeros(0)
+    rec = np.concatenate(recs) if recs else np.zeros(0, dtype=np.int8)
+    pn = np.concatenate(pns) if pns else np.zeros(0)
+    reasons = [scorer.reason(float(p), int(r), float(c)) for p, r, c in zip(prob, rec, pn, strict=True)]
+    return {
+        "swap_probability": pl.Series(prob, dtype=pl.Float32),
+        "swap_achievable": pl.Series([x is None for x in reasons], dtype=pl.Boolean),
+        "achievability_reason": pl.Series(reasons, dtype=pl.Utf8),
+        "verdict_source": pl.Series(["recorded" if r != 0 else "model" for r in rec.tolist()], dtype=pl.Utf8),
+    }
 
 
 def _normalized_text_ids(documents: pl.DataFrame) -> np.ndarray:
@@ -326,8 +425,16 @@ def mine_pool(
     cache,
     config: MiningConfig,
     log: Callable[[str], None] = print,
+    scorer=None,
+    check_encoder=None,
 ) -> tuple[pl.DataFrame, dict]:
-    """Mine every example against its own source's corpus, with embeddings from the cache."""
+    """Mine every example against its own source's corpus, with embeddings from the cache.
+
+    A source whose documents carry a ``group`` (a SQuAD article) is mined group by group: an example's
+    negatives come from its positive's group. ``scorer`` (an achievability
+    :class:`~ifir_pipeline.achievability.CandidateScorer`) ranks candidates; ``check_encoder`` is its encoder
+    when that is not the mining encoder (its embeddings are cached too).
+    """
     import time
 
     t0 = time.perf_counter()
@@ -342,19 +449,40 @@ def mine_pool(
             raise ValueError(f"source {source!r}: cannot mine negatives, its corpus is empty")
         doc_texts = [f"{t} {x}".strip() for t, x in zip(docs["title"], docs["text"], strict=True)]
         log(f"mining {source}: encoding {docs.height} documents and {ex.height} queries (cache: {cache.root})")
-        d_emb = cache.encode(encoder, doc_texts, [exact_hash(t) for t in doc_texts], progress=True)
+        d_hashes = [exact_hash(t) for t in doc_texts]
+        d_emb = cache.encode(encoder, doc_texts, d_hashes, progress=True)
         q_texts = ex["query"].to_list()
-        q_emb = cache.encode(encoder, q_texts, ["q:" + exact_hash(t) for t in q_texts])
+        q_hashes = ["q:" + exact_hash(t) for t in q_texts]
+        q_emb = cache.encode(encoder, q_texts, q_hashes)
+        check_emb = None
+        if scorer is not None and check_encoder is not None:
+            log(f"mining {source}: the achievability check's own encoder embeds the same texts")
+            check_emb = (
+                cache.encode(check_encoder, q_texts, q_hashes),
+                cache.encode(check_encoder, doc_texts, d_hashes),
+            )
         known_src = {k: {p for p in v if p.startswith(source + "/")} for k, v in known.items()}
-        frame, counts = mine_negatives(
-            ex, docs.with_columns(pl.Series("text", doc_texts)), q_emb, d_emb, known_src, config, log
-        )
-        parts.append(frame)
-        for k, v in counts.as_dict().items():
-            if k.startswith("skipped_"):
-                totals.skipped[k[8:]] = totals.skipped.get(k[8:], 0) + v
-            else:
-                setattr(totals, k, getattr(totals, k) + v)
+        docs = docs.with_columns(pl.Series("text", doc_texts))
+        for ex_rows, doc_rows, label in _mining_units(ex, docs):
+            frame, counts = mine_negatives(
+                ex[ex_rows],
+                docs[doc_rows],
+                q_emb[ex_rows],
+                d_emb[doc_rows],
+                known_src,
+                config,
+                log if label is None else None,
+                scorer=scorer,
+                check_emb=None if check_emb is None else (check_emb[0][ex_rows], check_emb[1][doc_rows]),
+            )
+            parts.append(frame)
+            for k, v in counts.as_dict().items():
+                if k.startswith("skipped_"):
+                    totals.skipped[k[8:]] = totals.skipped.get(k[8:], 0) + v
+                else:
+                    setattr(totals, k, getattr(totals, k) + v)
+        if "group" in docs.columns and docs["group"].null_count() < docs.height:
+            log(f"mining {source}: negatives taken from each positive's own group ({docs['group'].n_unique()} groups)")
     out = pl.concat(parts) if parts else pl.DataFrame(schema=NEGATIVE_SCHEMA)
     per_ex = out.group_by("example_id").len()
     stats = {
@@ -372,4 +500,36 @@ def mine_pool(
         "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    if scorer is not None:
+        stats["achievability"] = achievability_by_source(examples, out, totals)
     return out, stats
+
+
+def _mining_units(ex: pl.DataFrame, docs: pl.DataFrame):
+    """``(example rows, document rows, group)`` to mine together: the whole source, or one group at a time."""
+    if "group" not in docs.columns or docs["group"].null_count() == docs.height:
+        yield np.arange(ex.height), np.arange(docs.height), None
+        return
+    group_of = dict(zip(docs["doc_id"].to_list(), docs["group"].to_list(), strict=True))
+    ex_group = np.array([group_of.get(p) or "" for p in ex["positive_id"].to_list()], dtype=object)
+    doc_group = np.array([g or "" for g in docs["group"].to_list()], dtype=object)
+    for g in sorted(set(ex_group.tolist())):
+        yield np.nonzero(ex_group == g)[0], np.nonzero(doc_group == g)[0], g
+
+
+def achievability_by_source(examples: pl.DataFrame, negatives: pl.DataFrame, totals: GuardCounts) -> dict:
+    """Per source: examples, how many have an achievable negative, and where the verdicts came from."""
+    per_source: dict[str, dict] = {}
+    n_ex = dict(examples.group_by("source").len().iter_rows())
+    with_src = negatives.join(examples.select("example_id", "source"), on="example_id", how="left")
+    for source in sorted(n_ex):
+        sub = with_src.filter(pl.col("source") == source)
+        ok = sub.filter(pl.col("swap_achievable"))
+        per_source[source] = {
+            "examples": int(n_ex[source]),
+            "examples_with_achievable_negative": int(ok["example_id"].n_unique()),
+            "achievable_example_share": round(ok["example_id"].n_unique() / max(n_ex[source], 1), 4),
+            "negatives_kept": sub.height,
+            "recorded_verdicts": int((sub["verdict_source"] == "recorded").sum()),
+        }
+    return {"per_source": per_source, "candidates_turned_down": totals.not_achievable}

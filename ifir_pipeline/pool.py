@@ -39,7 +39,8 @@ def build_source_corpora(
     fp = eval_fingerprint(eval_sets)
     raw_examples, raw_docs = examples.height, documents.height
     examples, documents, guard = apply_leakage_guard(examples, documents, fp)
-    examples = nested_sample_order(examples, seed)
+    weights = {spec.name: spec.weight for spec in train_specs}
+    examples = nested_sample_order(examples, seed, weights)
     eval_hashes = pl.DataFrame(
         {
             "kind": ["query"] * len(fp.query_hashes) + ["document"] * len(fp.doc_hashes),
@@ -55,6 +56,8 @@ def build_source_corpora(
         "documents": documents.height,
         "examples_per_source": dict(examples.group_by("source").len().sort("source").iter_rows()),
         "documents_per_source": dict(documents.group_by("source").len().sort("source").iter_rows()),
+        "source_weights": weights,
+        "grouped_sources": sorted(set(documents.filter(pl.col("group").is_not_null())["source"])),
         "with_instruction": int(examples["instruction"].is_not_null().sum()),
         "leakage_removed_queries": guard.leaked_queries,
         "leakage_removed_documents": guard.leaked_documents,

@@ -22,6 +22,12 @@ ACCEPTED_COLUMNS = [
     "negative_text",
     "style",
     "similarity",
+    "writer",
+    "swap_probability",
+    "control_instruction_og",
+    "control_instruction_reversed",
+    "judge_verdict",
+    "verified_by",
 ]
 
 
@@ -79,7 +85,7 @@ def validate_pairs(accepted: pl.DataFrame, th: QualityThresholds) -> dict[str, A
             column_set=[*ACCEPTED_COLUMNS, "views_differ"],
             exact_match=False,
         ),
-        ex.ExpectColumnValuesToBeUnique(column="example_id"),
+        ex.ExpectColumnValuesToBeUnique(column="pair_id"),
         ex.ExpectCompoundColumnsToBeUnique(column_list=["query", "instruction_og"]),
         ex.ExpectCompoundColumnsToBeUnique(column_list=["query", "instruction_reversed"]),
         ex.ExpectColumnValuesToBeInSet(column="views_differ", value_set=[True]),

@@ -1,9 +1,10 @@
-"""``budget_report``: recipes x budgets, deltas against ``base`` and ``instruction_only`` with paired
-bootstrap 95% intervals over queries, a PNG plot and a markdown table.
+"""``budget_report``: recipes x budgets, deltas against ``base``, ``instruction_only`` and the same recipe
+written by the control writer (``<recipe>@offline``), with seed-aware 95% intervals, a PNG plot and tables.
 
 Input: per-query score frames with columns ``budget: Int64, recipe, seed: Int64, task, query_id, metric,
-value`` (one row per query per metric). Seeds are averaged per query before comparing recipes, so the
-interval reflects query sampling at the seeds' mean.
+value`` (one row per query per metric and seed). Intervals come from a two-level bootstrap (training seeds
+resampled, then queries, see :func:`~ifir_pipeline.evaluation.seed_query_bootstrap`), so they widen when
+seeds disagree; every cell says how many seeds and queries it rests on.
 """
 
 from __future__ import annotations
@@ -14,59 +15,66 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ifir_pipeline.evaluation import paired_bootstrap
+from ifir_pipeline.evaluation import seed_query_bootstrap
+from ifir_pipeline.training import RECIPES, split_recipe
 
-RECIPE_ORDER = ["base", "no_instruction", "instruction_only", "dual_view", "diverse"]
+RECIPE_ORDER = list(RECIPES)
+REFERENCES = ("base", "instruction_only", "writer_control")
 HEADLINE = [("cranfield-if-dev", "p-MRR"), ("cranfield-if-dev", "og_nDCG@5"), ("scifact-test", "nDCG@10")]
 
 
-def _per_query_means(per_query: pl.DataFrame) -> pl.DataFrame:
-    return per_query.group_by(["budget", "recipe", "task", "metric", "query_id"]).agg(
-        pl.col("value").mean(), pl.col("seed").n_unique().alias("seeds")
-    )
+def _matrix(pq: pl.DataFrame, budget: int | None, recipe: str, task: str, metric: str) -> tuple[np.ndarray, list[str]]:
+    """``(seeds x queries)`` values and the query ids; ``budget=None`` takes any budget (for ``base``)."""
+    cond = (pl.col("recipe") == recipe) & (pl.col("task") == task) & (pl.col("metric") == metric)
+    if budget is not None:
+        cond = cond & (pl.col("budget") == budget)
+    sub = pq.filter(cond)
+    if sub.height == 0:
+        return np.zeros((0, 0)), []
+    if budget is None:  # base is budget-independent: one copy of each (seed, query)
+        sub = sub.unique(subset=["seed", "query_id"], keep="first")
+    wide = sub.pivot(on="query_id", index="seed", values="value", aggregate_function="mean").sort("seed")
+    queries = [c for c in wide.columns if c != "seed"]
+    return wide.select(queries).to_numpy().astype(float), queries
 
 
-def _vector(pq: pl.DataFrame, budget: int, recipe: str, task: str, metric: str) -> dict[str, float]:
-    sub = pq.filter(
-        (pl.col("budget") == budget)
-        & (pl.col("recipe") == recipe)
-        & (pl.col("task") == task)
-        & (pl.col("metric") == metric)
-    )
-    return dict(zip(sub["query_id"], sub["value"], strict=True))
+def _reference(recipe: str, ref: str) -> str | None:
+    base, writer = split_recipe(recipe)
+    if ref == "writer_control":
+        return None if writer is not None or base not in ("instruction_only", "dual_view") else f"{base}@offline"
+    return None if recipe == ref else ref
 
 
 def build_report(per_query: pl.DataFrame, n_boot: int = 2000) -> pl.DataFrame:
-    """One row per (budget, recipe, task, metric) with mean, seeds and deltas (with 95% CIs)."""
-    pq = _per_query_means(per_query)
+    """One row per (budget, recipe, task, metric): mean, seeds, queries, and deltas with seed-aware 95% CIs
+    against ``base``, ``instruction_only`` and (for instruction_only / dual_view) the control writer."""
     rows: list[dict[str, Any]] = []
-    keys = pq.select("budget", "recipe", "task", "metric").unique().sort("budget", "recipe", "task", "metric")
+    keys = per_query.select("budget", "recipe", "task", "metric").unique().sort("budget", "recipe", "task", "metric")
     for budget, recipe, task, metric in keys.iter_rows():
-        mine = _vector(pq, budget, recipe, task, metric)
-        seeds = int(pq.filter((pl.col("budget") == budget) & (pl.col("recipe") == recipe))["seeds"].max() or 0)
+        mine, q_mine = _matrix(per_query, budget, recipe, task, metric)
         row: dict[str, Any] = {
             "budget": budget,
             "recipe": recipe,
             "task": task,
             "metric": metric,
-            "mean": float(np.mean(list(mine.values()))) if mine else float("nan"),
-            "seeds": seeds,
-            "queries": len(mine),
+            "mean": float(np.nanmean(mine)) if mine.size else float("nan"),
+            "seeds": int(mine.shape[0]),
+            "queries": len(q_mine),
         }
-        for ref in ("base", "instruction_only"):
-            other = _vector(pq, budget, ref, task, metric)
-            if ref == "base" and not other:  # base is budget-independent: take it from any budget
-                base_rows = pq.filter(
-                    (pl.col("recipe") == "base") & (pl.col("task") == task) & (pl.col("metric") == metric)
-                )
-                other = dict(zip(base_rows["query_id"], base_rows["value"], strict=True))
-            common = sorted(set(mine) & set(other))
-            if recipe == ref or not common:
+        for ref in REFERENCES:
+            other_recipe = _reference(recipe, ref)
+            other, q_other = (np.zeros((0, 0)), [])
+            if other_recipe is not None:
+                other, q_other = _matrix(per_query, budget, other_recipe, task, metric)
+                if other_recipe == "base" and not q_other:
+                    other, q_other = _matrix(per_query, None, "base", task, metric)
+            common = sorted(set(q_mine) & set(q_other))
+            if not common:
                 row.update({f"delta_vs_{ref}": None, f"ci_low_vs_{ref}": None, f"ci_high_vs_{ref}": None})
                 continue
-            d, lo, hi = paired_bootstrap(
-                np.array([mine[q] for q in common]), np.array([other[q] for q in common]), n_boot
-            )
+            a = mine[:, [q_mine.index(q) for q in common]]
+            b = other[:, [q_other.index(q) for q in common]]
+            d, lo, hi = seed_query_bootstrap(a, b, n_boot)
             row.update({f"delta_vs_{ref}": d, f"ci_low_vs_{ref}": lo, f"ci_high_vs_{ref}": hi})
         rows.append(row)
     schema = {
@@ -77,13 +85,9 @@ def build_report(per_query: pl.DataFrame, n_boot: int = 2000) -> pl.DataFrame:
         "mean": pl.Float64,
         "seeds": pl.Int64,
         "queries": pl.Int64,
-        "delta_vs_base": pl.Float64,
-        "ci_low_vs_base": pl.Float64,
-        "ci_high_vs_base": pl.Float64,
-        "delta_vs_instruction_only": pl.Float64,
-        "ci_low_vs_instruction_only": pl.Float64,
-        "ci_high_vs_instruction_only": pl.Float64,
     }
+    for ref in REFERENCES:
+        schema.update({f"delta_vs_{ref}": pl.Float64, f"ci_low_vs_{ref}": pl.Float64, f"ci_high_vs_{ref}": pl.Float64})
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -99,12 +103,7 @@ def headline_table(report: pl.DataFrame) -> pl.DataFrame:
         wide = sub if wide is None else wide.join(sub.drop("seeds"), on=["budget", "recipe"], how="full", coalesce=True)
     if wide is None:
         return pl.DataFrame()
-    order = {r: i for i, r in enumerate(RECIPE_ORDER)}
-    return (
-        wide.with_columns(pl.col("recipe").replace_strict(order, default=99).alias("_o"))
-        .sort("budget", "_o")
-        .drop("_o")
-    )
+    return _ordered(wide)
 
 
 def _fmt(v: Any) -> str:
@@ -121,24 +120,32 @@ def to_markdown(frame: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _ordered(frame: pl.DataFrame) -> pl.DataFrame:
+    order = {r: i for i, r in enumerate(RECIPE_ORDER)}
+    return (
+        frame.with_columns(pl.col("recipe").replace_strict(order, default=99).alias("_o"))
+        .sort("budget", "_o")
+        .drop("_o")
+    )
+
+
 def delta_markdown(report: pl.DataFrame, task: str, metric: str) -> str:
-    sub = report.filter((pl.col("task") == task) & (pl.col("metric") == metric)).sort("budget", "recipe")
-    lines = [
-        f"### {metric} on {task}",
-        "",
-        "| budget | recipe | seeds | mean | vs base [95% CI] | vs instruction_only [95% CI] |",
-        "|---|---|---|---|---|---|",
-    ]
+    sub = _ordered(report.filter((pl.col("task") == task) & (pl.col("metric") == metric)))
+    show_writer = sub["delta_vs_writer_control"].null_count() < sub.height
+    head = "| budget | recipe | seeds | queries | mean | vs base [95% CI] | vs instruction_only [95% CI] |"
+    lines = [f"### {metric} on {task}", "", head + (" vs offline writer [95% CI] |" if show_writer else "")]
+    lines.append("|---" * (7 + show_writer) + "|")
     for r in sub.iter_rows(named=True):
 
         def ci(ref: str, r: dict = r) -> str:
             d = r[f"delta_vs_{ref}"]
             return "" if d is None else f"{d:+.2f} [{r[f'ci_low_vs_{ref}']:+.2f}, {r[f'ci_high_vs_{ref}']:+.2f}]"
 
-        lines.append(
-            f"| {r['budget']} | {r['recipe']} | {r['seeds']} | {r['mean']:.2f} "
+        line = (
+            f"| {r['budget']} | {r['recipe']} | {r['seeds']} | {r['queries']} | {r['mean']:.2f} "
             f"| {ci('base')} | {ci('instruction_only')} |"
         )
+        lines.append(line + (f" {ci('writer_control')} |" if show_writer else ""))
     return "\n".join(lines)
 
 

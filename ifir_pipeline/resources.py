@@ -88,10 +88,61 @@ class EncoderResource(ConfigurableResource):
         return load_encoder(self.model, max_seq_length=max_seq_length)
 
 
-class SynthesisSettings(ConfigurableResource):
-    """Which writer makes the reversed instructions, and the spending controls for paid ones."""
+class AchievabilitySettings(ConfigurableResource):
+    """The achievability check (``ifir_pipeline.achievability``): can a pair's labels truly be swapped?
 
-    backend: str = "offline"  # offline | anthropic | local
+    ``enabled``: mining ranks candidates by it and keeps ``k`` that pass, writers skip failing pairs, and the
+    quality gate rejects them (``swap_not_achievable``). Off: every pair is written and judged as before (the
+    verdicts are still computed and shown). ``threshold`` None takes the calibrated one; ``verdicts`` is a
+    recording whose LLM verdicts override the model for the triples it holds ("bundled", a path, or "").
+    """
+
+    enabled: bool = True
+    threshold: float | None = None
+    duplicate_cosine: float = 0.98
+    verdicts: str = "bundled"
+    model_file: str | None = None
+
+    def config(self):
+        from ifir_pipeline.achievability import AchievabilityConfig
+
+        return AchievabilityConfig(
+            enabled=self.enabled,
+            threshold=self.threshold,
+            duplicate_cosine=self.duplicate_cosine,
+            use_recorded_verdicts=bool(self.verdicts),
+        )
+
+    def model(self):
+        from ifir_pipeline.achievability import AchievabilityModel
+
+        return AchievabilityModel.load(self.model_file)
+
+    def scorer(self):
+        """A candidate scorer for mining, with the recorded verdicts loaded."""
+        from ifir_pipeline.achievability import CandidateScorer
+        from ifir_pipeline.synthesis.recording import RecordingIndex, read_recording, resolve_recording_path
+
+        path = resolve_recording_path(self.verdicts)
+        index = RecordingIndex(read_recording(path)) if path else None
+        return CandidateScorer(self.model(), self.config(), index)
+
+
+class SynthesisSettings(ConfigurableResource):
+    """Which writer makes the reversed instructions, and the spending controls for paid ones.
+
+    ``recorded`` (the default) replays the answers of ``recording`` (the bundled one: an LLM's I / I' under
+    polarity-reversal-v1) and sends pairs with no recording to ``fallback`` (offline). ``record_to`` makes any
+    live writer (anthropic, local) export its answers in the recording format, to replay without a key.
+    ``control_writer`` also writes every pair with the offline writer, so the report can compare writers on the
+    same triples (recipes ``<recipe>@offline``).
+    """
+
+    backend: str = "recorded"  # recorded | offline | anthropic | local
+    recording: str = "bundled"
+    fallback: str = "offline"
+    record_to: str | None = None
+    control_writer: bool = True
     model: str = "claude-sonnet-5-5"
     api_key: str | None = None  # wire EnvVar("ANTHROPIC_API_KEY"); never logged or stored
     base_url: str | None = None
@@ -132,6 +183,9 @@ class QualitySettings(ConfigurableResource):
     max_instruction_chars: int = 1200
     verifier_margin: float = 0.0
     verifier: str = "offline"  # offline (lexical, negation-aware) | anthropic (LLM judge)
+    # with the offline verifier, rows written by these LLM writers keep the LLM's own verdict (the lexical
+    # verifier misreads LLM prose; its verdict is still recorded per row). Empty list: judge every row.
+    llm_writers: list[str] = Field(default_factory=lambda: ["recorded", "anthropic"])
     judge_model: str = "claude-sonnet-5-5"
     judge_api_key: str | None = None  # wire EnvVar("ANTHROPIC_API_KEY")
     judge_base_url: str | None = None
@@ -170,7 +224,9 @@ class QualitySettings(ConfigurableResource):
     def verify(self):
         from ifir_pipeline.verification import VerifyConfig
 
-        return VerifyConfig(self.max_instruction_chars, self.max_instruction_similarity, self.verifier_margin)
+        return VerifyConfig(
+            self.max_instruction_chars, self.max_instruction_similarity, self.verifier_margin, tuple(self.llm_writers)
+        )
 
 
 def bundled_eval_folder() -> str:

@@ -87,19 +87,22 @@ def apply_leakage_guard(
     return ex.drop("query_hash"), docs, report
 
 
-def nested_sample_order(examples: pl.DataFrame, seed: int) -> pl.DataFrame:
+def nested_sample_order(examples: pl.DataFrame, seed: int, weights: dict[str, float] | None = None) -> pl.DataFrame:
     """Add ``sample_rank`` (UInt32): a seeded order whose every prefix is stratified across sources.
 
-    Each source is shuffled with its own generator; its i-th item gets position ``(i + u) / n_source`` with
-    ``u`` uniform in [0, 1), and the pool is sorted by that position. So at any budget each source holds its
-    share of the pool, to within one example.
+    Each source is shuffled with its own generator; its i-th item gets position ``(i + u) / (w * n_source)``
+    with ``u`` uniform in [0, 1) and ``w`` the source's weight (default 1), and the pool is sorted by that
+    position. With equal weights every prefix holds each source's share of the pool to within one example;
+    a weight of 0.5 halves a source's share of every prefix until the other sources run out.
     """
+    weights = weights or {}
     parts = []
     for source in sorted(set(examples["source"])):
         sub = examples.filter(pl.col("source") == source).sort("example_id")
         rng = np.random.default_rng([seed, abs(hash_source(source))])
         perm = rng.permutation(sub.height)
-        pos = (np.arange(sub.height) + rng.random(sub.height)) / max(sub.height, 1)
+        w = float(weights.get(source, 1.0))
+        pos = (np.arange(sub.height) + rng.random(sub.height)) / max(sub.height * w, 1e-9)
         sub = sub[perm.tolist()].with_columns(pl.Series("_pos", pos, dtype=pl.Float64))
         parts.append(sub)
     pool = pl.concat(parts).sort(["_pos", "example_id"])

@@ -7,6 +7,8 @@ Budget: the number of training examples the loss sees per epoch, one example bei
 - ``dual_view``: B/2 pairs, each as (q + I, d+, d-) and (q + I', d-, d+), both views in one batch.
 - ``diverse``: B pairs (twice dual_view's distinct queries), one view each, alternating by a seeded draw.
 - ``base``: no training (the packaged encoder as is).
+- ``<recipe>@offline``: the same recipe on the same triples, with I and I' from the control writer (offline):
+  what the writer is worth, at the same budget and triples.
 """
 
 from __future__ import annotations
@@ -30,8 +32,18 @@ from ifir_pipeline.hashing import frame_hash
 
 logger = logging.getLogger(__name__)
 
-RECIPES = ("base", "no_instruction", "instruction_only", "dual_view", "diverse")
+CORE_RECIPES = ("base", "no_instruction", "instruction_only", "dual_view", "diverse")
+WRITER_CONTROL = "offline"
+CONTROL_RECIPES = tuple(f"{r}@{WRITER_CONTROL}" for r in ("instruction_only", "dual_view"))
+RECIPES = CORE_RECIPES + CONTROL_RECIPES
 TRAINED_RECIPES = RECIPES[1:]
+CORE_TRAINED_RECIPES = CORE_RECIPES[1:]
+
+
+def split_recipe(recipe: str) -> tuple[str, str | None]:
+    """``"dual_view@offline"`` -> ``("dual_view", "offline")``; a core recipe has no writer override."""
+    base, _, writer = recipe.partition("@")
+    return base, writer or None
 
 
 def query_text(query: str, instruction: str | None) -> str:
@@ -46,11 +58,21 @@ def recipe_rows(pairs: pl.DataFrame, recipe: str, budget: int, seed: int) -> pl.
     """
     if recipe not in TRAINED_RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; trained recipes: {TRAINED_RECIPES}")
+    recipe, writer = split_recipe(recipe)
     need = budget // 2 if recipe == "dual_view" else budget
     if pairs.height < need:
         raise ValueError(f"recipe {recipe} at budget {budget} needs {need} accepted pairs, only {pairs.height} passed")
     p = pairs.sort("pair_rank").head(need)
-    q, i_og, i_rev = p["query"].to_list(), p["instruction_og"].to_list(), p["instruction_reversed"].to_list()
+    og_col, rev_col = ("instruction_og", "instruction_reversed")
+    if writer is not None:
+        og_col, rev_col = "control_instruction_og", "control_instruction_reversed"
+        if og_col not in p.columns or p[og_col].null_count() or p[rev_col].null_count():
+            missing = p.height if og_col not in p.columns else max(p[og_col].null_count(), p[rev_col].null_count())
+            raise ValueError(
+                f"recipe {recipe}@{writer} at budget {budget}: the {writer} control writer wrote no instructions for "
+                f"{missing} of the {need} pairs (enable SynthesisSettings.control_writer and re-synthesize)"
+            )
+    q, i_og, i_rev = p["query"].to_list(), p[og_col].to_list(), p[rev_col].to_list()
     pos, neg = p["positive_text"].to_list(), p["negative_text"].to_list()
     rows: list[tuple[str, str, str, int]] = []
     if recipe == "no_instruction":

@@ -16,6 +16,8 @@ from ifir_pipeline.hashing import normalize_text
 from ifir_pipeline.text_aspects import NEGATION_CUES, content_terms, tokens
 
 REASON_CODES = {
+    "swap_not_achievable": "the labels cannot truly be swapped (achievability check, recorded verdict or the "
+    "writer LLM; see achievability_reason): not written, or written as not achievable",
     "writer_failed": "the writer produced no usable pair (see failure_reason)",
     "empty_instruction": "I or I' is empty",
     "instruction_too_long": "I or I' is longer than the configured limit",
@@ -29,6 +31,8 @@ REASON_CODES = {
     "refusal": "the LLM judge refused",
     "transport_error": "the LLM judge could not be reached after retries",
 }
+
+NOT_ACHIEVABLE_FAILURES = ("not_achievable", "swap_not_achievable")
 
 _CLAUSE_SPLIT = re.compile(r"(?<=[.;:!?])\s+|\s+(?:but|whereas|while)\s+", re.I)
 
@@ -64,6 +68,11 @@ class VerifyConfig:
     max_instruction_chars: int = 1200
     max_similarity: float = 0.9
     margin: float = 0.0
+    # Writers whose rows keep their own LLM verdict when the verifier is the offline lexical one: it reads
+    # templated clauses well and LLM prose badly (it rejected 30% of recorded LLM swaps, mostly "documents
+    # about X, rather than Y, are not relevant" read as excluding both). Its verdict on them is still kept
+    # in ``lexical_verdict``. Empty: the lexical verifier judges every row.
+    llm_writers: tuple[str, ...] = ("recorded", "anthropic")
 
 
 def precheck(inst: str | None, inst_rev: str | None, cfg: VerifyConfig) -> str | None:
@@ -100,22 +109,30 @@ def verify_pair(
 def verify_frame(
     pairs: pl.DataFrame, texts: dict[str, str], cfg: VerifyConfig, leaked: set[str] | None = None, judge=None
 ) -> pl.Series:
-    """A ``rejection_reason`` per row (null = accepted) for a synthesis frame, in row order.
+    """Per row, in row order: ``rejection_reason`` (null = accepted), ``verified_by``, the offline lexical
+    verifier's verdict (``lexical_verdict``: ``swapped`` or its reason, for every row that reached it) and the
+    LLM judge's own verdict (``judge_verdict``) when a judge is given.
 
-    Pre-checks first; then the label-swap verdict, from ``judge`` (a :class:`~ifir_pipeline.judge.LabelSwapJudge`)
+    Pairs that cannot swap (skipped by the check, or answered "not achievable") are ``swap_not_achievable``.
+    Pre-checks next; then the label-swap verdict, from ``judge`` (a :class:`~ifir_pipeline.judge.LabelSwapJudge`)
     when given, else the offline lexical verifier; last, duplicates of an earlier accepted pair.
     """
     leaked = leaked or set()
     rows = pairs.to_dicts()
     reasons: list[str | None] = []
     for row in rows:
-        if row["status"] != "ok":
+        if row["status"] == "skipped" or row.get("failure_reason") in NOT_ACHIEVABLE_FAILURES:
+            reasons.append("swap_not_achievable")
+        elif row["status"] != "ok":
             reasons.append("writer_failed")
         elif row["pair_id"] in leaked:
             reasons.append("eval_leakage")
         else:
             reasons.append(precheck(row["instruction_og"], row["instruction_reversed"], cfg))
     todo = [i for i, r in enumerate(reasons) if r is None]
+    judge_verdicts: list[str | None] = [None] * len(rows)
+    lexical: list[str | None] = [None] * len(rows)
+    verified_by: list[str | None] = [None] * len(rows)
     if judge is not None:
         from ifir_pipeline.judge import JudgeRequest
 
@@ -126,10 +143,12 @@ def verify_frame(
         ]
         for i, res in zip(todo, judge.judge(reqs), strict=True):
             reasons[i] = res.verdict if res.status == "ok" else (res.failure_reason or "judge_failed")
-    else:
-        for i in todo:
-            r = rows[i]
-            reasons[i] = lexical_swap_verdict(
+            judge_verdicts[i] = ("swapped" if res.verdict is None else res.verdict) if res.status == "ok" else None
+            verified_by[i] = "anthropic-judge"
+    for i in todo:
+        r = rows[i]
+        lexical[i] = (
+            lexical_swap_verdict(
                 r["query"],
                 r["instruction_og"],
                 r["instruction_reversed"],
@@ -137,6 +156,14 @@ def verify_frame(
                 texts[r["negative_id"]],
                 cfg.margin,
             )
+            or "swapped"
+        )
+        if judge is None:
+            if r.get("writer") in cfg.llm_writers:
+                verified_by[i] = f"writer-llm:{r.get('writer')}"
+            else:
+                reasons[i] = None if lexical[i] == "swapped" else lexical[i]
+                verified_by[i] = "offline-lexical"
     seen: set[tuple[str, str]] = set()
     for i, row in enumerate(rows):
         if reasons[i] is not None:
@@ -147,4 +174,17 @@ def verify_frame(
             reasons[i] = "duplicate"
         else:
             seen.update((key, key_rev))
-    return pl.Series("rejection_reason", reasons, dtype=pl.Utf8)
+    return pl.DataFrame(
+        {
+            "rejection_reason": reasons,
+            "verified_by": verified_by,
+            "lexical_verdict": lexical,
+            "judge_verdict": judge_verdicts,
+        },
+        schema={
+            "rejection_reason": pl.Utf8,
+            "verified_by": pl.Utf8,
+            "lexical_verdict": pl.Utf8,
+            "judge_verdict": pl.Utf8,
+        },
+    )

@@ -33,7 +33,15 @@ def test_assets_lineage_and_partitions():
     budget_keys = specs["inverted_instructions"].partitions_def.get_partition_keys()
     assert budget_keys == ["8", "16"]  # IFIR_BUDGETS in conftest
     recipes = specs["trained_checkpoint"].partitions_def.get_partitions_def_for_dimension("recipe").get_partition_keys()
-    assert recipes == ["base", "no_instruction", "instruction_only", "dual_view", "diverse"]
+    assert recipes == [
+        "base",
+        "no_instruction",
+        "instruction_only",
+        "dual_view",
+        "diverse",
+        "instruction_only@offline",
+        "dual_view@offline",
+    ]
 
 
 def test_checks_sensors_jobs_and_resources():
@@ -63,6 +71,9 @@ def test_checks_sensors_jobs_and_resources():
         "quality",
         "training",
         "evaluation",
+        "achievability",
     }
-    assert defs.resources["synthesis"].backend == "offline" and defs.resources["synthesis"].api_key is None
+    # the embedded default replays recorded LLM answers; no key is needed or present
+    assert defs.resources["synthesis"].backend == "recorded" and defs.resources["synthesis"].api_key is None
+    assert defs.resources["achievability"].enabled
     assert repo.assets_defs_by_key[AssetKey("inverted_instructions")].op.pool == "llm_calls"

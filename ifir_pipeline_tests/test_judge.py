@@ -39,8 +39,12 @@ def test_judge_accepts_swapped_labels_rejects_unswapped_and_caches(tmp_path):
         judge = LabelSwapJudge(
             api_key="k", base_url=server.base_url, cache=ResponseCache(tmp_path / "j.sqlite"), max_tokens=300
         )
-        reasons = verify_frame(_frame(rows), texts, VerifyConfig(), judge=judge).to_list()
+        verdicts = verify_frame(_frame(rows), texts, VerifyConfig(), judge=judge)
+        reasons = verdicts["rejection_reason"].to_list()
         assert reasons == [None, "reversal_not_satisfied", "original_not_satisfied"]
+        # the LLM judge's own verdict is kept beside the offline verifier's
+        assert verdicts["judge_verdict"].to_list() == ["swapped", "reversal_not_satisfied", "original_not_satisfied"]
+        assert set(verdicts["verified_by"]) == {"anthropic-judge"} and verdicts["lexical_verdict"].null_count() == 0
         assert server.count() == 3
         body = server.requests[0]["body"]
         assert (
@@ -48,7 +52,7 @@ def test_judge_accepts_swapped_labels_rejects_unswapped_and_caches(tmp_path):
             and body["output_config"]["format"]["schema"]["required"]
         )
         again = LabelSwapJudge(api_key="k", base_url=server.base_url, cache=ResponseCache(tmp_path / "j.sqlite"))
-        assert verify_frame(_frame(rows), texts, VerifyConfig(), judge=again).to_list() == reasons
+        assert verify_frame(_frame(rows), texts, VerifyConfig(), judge=again)["rejection_reason"].to_list() == reasons
         assert server.count() == 3  # verdicts are cached by content hash
 
 

@@ -21,9 +21,11 @@ from ifir_pipeline.loaders.scifact import parse_array_of_strings, parse_int_list
 
 
 def test_bundled_training_sources_load_with_schemas():
-    ms, sf = (load_training_source(s) for s in default_training_specs())
+    sf, sq, ms = (load_training_source(s) for s in default_training_specs())
     assert ms.examples.height == 1743 and ms.documents.height == 1743
     assert sf.examples.height == 809 and sf.documents.height == 5183
+    assert sq.examples.height == 4123 and sq.documents["group"].n_unique() == 48  # two questions per paragraph
+    assert [s.weight for s in default_training_specs()] == [1.0, 0.44, 0.06]  # measured swap yields vs SciFact
     assert sf.examples.schema["instruction_negative_ids"] == pl.List(pl.Utf8)
     assert ms.examples["positive_id"].str.starts_with("msmarco/").all()
 

@@ -162,6 +162,10 @@ class AnthropicBackend:
         est_in = self._prompt_chars(r) / 3.0
         return self.pricing.cost({"input_tokens": int(est_in) + 50, "output_tokens": self.max_tokens}, batch)
 
+    def estimate_cost(self, r) -> float:
+        """The cost cap's worst-case estimate of one call (what a skipped pair did not cost)."""
+        return self._worst_case(r, batch=self.batch_mode)
+
     def _reserve(self, amount: float) -> bool:
         if self.max_cost_usd is not None and self.spent_usd + self._reserved + amount > self.max_cost_usd:
             return False

@@ -9,15 +9,29 @@ import polars as pl
 from ifir_pipeline.synthesis.base import SynthesisBackend
 
 
-def make_backend(settings, documents: pl.DataFrame, store, log: Callable[[str], None]) -> SynthesisBackend:
-    if settings.backend == "offline":
+def make_backend(
+    settings, documents: pl.DataFrame, store, log: Callable[[str], None], name: str | None = None
+) -> SynthesisBackend:
+    """The writer ``name`` (default: ``settings.backend``) as configured in ``settings``."""
+    name = name or settings.backend
+    if name == "recorded":
+        from ifir_pipeline.synthesis.recorded_backend import RecordedBackend
+        from ifir_pipeline.synthesis.recording import resolve_recording_path
+
+        if settings.fallback == "recorded":
+            raise ValueError("synthesis backend 'recorded' cannot fall back to itself; use offline, anthropic or local")
+        path = resolve_recording_path(settings.recording)
+        if path is None:
+            raise ValueError("synthesis backend 'recorded' needs a recording (\"bundled\" or a file path)")
+        return RecordedBackend(path, make_backend(settings, documents, store, log, settings.fallback))
+    if name == "offline":
         from ifir_pipeline.synthesis.offline import OfflineBackend
         from ifir_pipeline.text_aspects import PhraseStats
 
         return OfflineBackend(
             PhraseStats.fit(f"{t} {x}" for t, x in zip(documents["title"], documents["text"], strict=True))
         )
-    if settings.backend == "anthropic":
+    if name == "anthropic":
         from ifir_pipeline.synthesis.anthropic_backend import AnthropicBackend, Pricing
         from ifir_pipeline.synthesis.cache import ResponseCache
 
@@ -35,10 +49,10 @@ def make_backend(settings, documents: pl.DataFrame, store, log: Callable[[str], 
             cache=ResponseCache(store.cache_dir("synthesis") / "anthropic.sqlite"),
             log=log,
         )
-    if settings.backend == "local":
+    if name == "local":
         from ifir_pipeline.synthesis.local_backend import LocalLMBackend
 
         if not settings.local_model_path:
             raise ValueError("synthesis backend 'local' needs local_model_path")
         return LocalLMBackend(settings.local_model_path)
-    raise ValueError(f"unknown synthesis backend {settings.backend!r}; use offline, anthropic or local")
+    raise ValueError(f"unknown synthesis backend {name!r}; use recorded, offline, anthropic or local")

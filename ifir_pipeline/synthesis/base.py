@@ -21,7 +21,10 @@ SYNTHESIS_SCHEMA = {
     "style": pl.Utf8,  # requirement | exclusion | both | preference (of I')
     "rationale": pl.Utf8,
     "swap_achievable": pl.Boolean,
-    "status": pl.Utf8,  # ok | failed
+    "swap_probability": pl.Float32,  # the achievability check's probability for this triple (null: no check)
+    "achievability_reason": pl.Utf8,  # why the swap is not achievable (check, recording or the writer LLM)
+    "writer": pl.Utf8,  # who wrote this row: recorded | offline | anthropic | local | skipped
+    "status": pl.Utf8,  # ok | failed | skipped (not sent: the check says the swap is not achievable)
     "failure_reason": pl.Utf8,
     "backend": pl.Utf8,
     "model": pl.Utf8,
@@ -33,6 +36,11 @@ SYNTHESIS_SCHEMA = {
     "cache_read_tokens": pl.Int64,
     "cache_write_tokens": pl.Int64,
     "cost_usd": pl.Float64,
+    # the same triple written by the control writer (offline), for writer comparisons on the same triples
+    "control_instruction_og": pl.Utf8,
+    "control_instruction_reversed": pl.Utf8,
+    "control_style": pl.Utf8,
+    "control_writer": pl.Utf8,
 }
 
 
@@ -43,6 +51,13 @@ class InversionRequest:
     instruction: str | None
     positive: str
     negative: str
+    # the pool's ids (a recording is matched by them) and the achievability verdict (None: not checked)
+    example_id: str | None = None
+    positive_id: str | None = None
+    negative_id: str | None = None
+    source: str | None = None
+    swap_achievable: bool | None = None
+    achievability_reason: str | None = None
 
 
 @dataclass
@@ -61,6 +76,7 @@ class InversionResult:
     cache_hit: bool = False
     usage: dict[str, int] = field(default_factory=dict)
     cost_usd: float = 0.0
+    writer: str = ""
 
 
 class SynthesisBackend(Protocol):

@@ -5,7 +5,7 @@ from ifir_pipeline.defs._metadata import png_markdown, preview, stats_metadata
 from ifir_pipeline.encoders import EmbeddingCache
 from ifir_pipeline.mining import MiningConfig, mine_pool
 from ifir_pipeline.report import score_histogram_png
-from ifir_pipeline.resources import ArtifactStore, EncoderResource
+from ifir_pipeline.resources import AchievabilitySettings, ArtifactStore, EncoderResource
 
 _DEFAULT = MiningConfig()
 
@@ -33,9 +33,11 @@ class MiningRunConfig(Config):
 
 @asset(
     group_name="synthesis",
-    code_version="mining-v2",
-    description="Hard negatives per example: BM25 + dense candidates fused by RRF, a rank window, and "
-    "false-negative guards. Source-provided instruction negatives come first.",
+    code_version="mining-v3",
+    description="Hard negatives per example: BM25 + dense candidates fused by RRF, a rank window and "
+    "false-negative guards, then the achievability check: the k kept are negatives whose labels can truly be "
+    "swapped (recorded LLM verdicts first, then the calibrated model). Grouped sources (SQuAD articles) are "
+    "mined within the positive's group. Source-provided instruction negatives come first.",
     kinds={"polars", "torch"},
 )
 def mined_negatives(
@@ -44,9 +46,16 @@ def mined_negatives(
     source_corpora: dict,
     encoder: EncoderResource,
     store: ArtifactStore,
+    achievability: AchievabilitySettings,
 ):
     model = encoder.load(max_seq_length=encoder.mining_max_seq_length)
     cache = EmbeddingCache(store.cache_dir("embeddings"), log=context.log.warning)
+    scorer = achievability.scorer()
+    check_encoder = None
+    if (scorer.model.encoder, scorer.model.max_seq_length) != (encoder.model, encoder.mining_max_seq_length):
+        from ifir_pipeline.encoders import load_encoder
+
+        check_encoder = load_encoder(scorer.model.encoder, max_seq_length=scorer.model.max_seq_length)
     frame, stats = mine_pool(
         source_corpora["examples"],
         source_corpora["documents"],
@@ -54,7 +63,15 @@ def mined_negatives(
         cache,
         config.to_mining_config(),
         context.log.info,
+        scorer=scorer,
+        check_encoder=check_encoder,
     )
+    stats["achievability_check"] = {
+        **scorer.model.summary(),
+        "enabled": achievability.enabled,
+        "threshold": scorer.threshold,
+        "recorded_verdicts": achievability.verdicts or "none",
+    }
     metadata = {**stats_metadata(stats), "dagster/row_count": frame.height, "preview": preview(frame)}
     if frame.height:
         metadata["score_distribution"] = png_markdown(score_histogram_png(frame), "score distribution")

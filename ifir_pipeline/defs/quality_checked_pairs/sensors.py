@@ -3,7 +3,7 @@
 from dagster import AssetKey, RunRequest, SensorEvaluationContext, SkipReason, asset_sensor, define_asset_job
 
 from ifir_pipeline.partitions import budget_recipe_key, budget_recipe_partitions
-from ifir_pipeline.training import TRAINED_RECIPES
+from ifir_pipeline.training import CORE_TRAINED_RECIPES
 
 train_and_score_job = define_asset_job(
     "train_and_score",
@@ -33,5 +33,5 @@ def retrain_on_new_pairs(context: SensorEvaluationContext, asset_event):
             partition_key=budget_recipe_key(budget, recipe),
             tags={"ifir/trigger": "new_pairs", "ifir/budget": budget},
         )
-        for recipe in TRAINED_RECIPES
+        for recipe in CORE_TRAINED_RECIPES
     ]
