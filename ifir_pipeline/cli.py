@@ -245,6 +245,42 @@ def cmd_calibrate_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    from ifir_pipeline.errors import DataFormatError
+    from ifir_pipeline.synthesis.recording import export_recording, import_labelled_rows, write_recording
+
+    try:
+        if args.action == "import":
+            rows = []
+            for f in args.files:
+                rows += import_labelled_rows(f, model=args.model, annotator=args.annotator)
+            seen: set[str] = set()
+            dupes = [r.id for r in rows if r.id in seen or seen.add(r.id)]
+            if dupes:
+                print(f"ifir record import: duplicate ids across files, e.g. {dupes[:3]}", file=sys.stderr)
+                return 2
+            path = write_recording(args.out, rows)
+            print(f"{len(rows)} answers ({sum(r.swap_achievable for r in rows)} achievable) written to {path}")
+            return 0
+        from ifir_pipeline.io_manager import artifact_dir, read_artifact
+        from ifir_pipeline.pairs import synthesis_inputs
+        from ifir_pipeline.resources import ArtifactStore
+
+        store = ArtifactStore()
+        root = store.asset_root()
+        frame = read_artifact(artifact_dir(root, "inverted_instructions", str(args.budget)))
+        pool = read_artifact(artifact_dir(root, "source_corpora", None))
+        negatives = read_artifact(artifact_dir(root, "mined_negatives", None))
+        inputs = synthesis_inputs(pool["examples"], negatives, pool["documents"], 10**9, 1.0)
+        inputs = inputs.join(frame.select("pair_id"), on="pair_id", how="semi")
+        path = export_recording(frame, inputs, args.out, writers=tuple(args.writers.split(",")))
+        print(f"answers of budget {args.budget} exported to {path}")
+        return 0
+    except (DataFormatError, FileNotFoundError) as exc:
+        print(f"ifir record {args.action}: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ifir", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -275,6 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
     p.add_argument("--model-file", default=None, help="a calibrated check (default: the shipped one)")
     p.set_defaults(func=cmd_check_pairs)
+    p = sub.add_parser("record", help="recordings of writer answers: import labelled JSONL, export a partition")
+    rec = p.add_subparsers(dest="action", required=True)
+    q = rec.add_parser("import", help="labelled JSONL files (id, source, query, positive, negative, ...) -> recording")
+    q.add_argument("files", nargs="+")
+    q.add_argument("--model", required=True, help="which LLM wrote the answers")
+    q.add_argument("--annotator", default=None)
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=cmd_record)
+    q = rec.add_parser("export", help="a stored inverted_instructions partition's live answers -> recording")
+    q.add_argument("--budget", type=int, required=True)
+    q.add_argument("--out", required=True)
+    q.add_argument("--writers", default="anthropic,local", help="rows written by these writers are exported")
+    q.set_defaults(func=cmd_record)
     p = sub.add_parser("calibrate-check", help="cross-validate and fit the achievability check on recorded verdicts")
     p.add_argument("--recording", default="bundled", help="a recording file (default: the bundled one)")
     p.add_argument("--out", default=None, help="where to write the model (default: the shipped model file)")

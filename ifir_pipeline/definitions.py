@@ -56,7 +56,10 @@ def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]
     resources: dict[str, Any] = {
         "store": store,
         "io_manager": ArtifactIOManager(root=store.asset_root(), s3_bucket=bucket, s3_endpoint_url=endpoint),
-        "sources": DataSources(),
+        "sources": DataSources(
+            bundled=[x for x in os.environ.get("IFIR_TRAIN_SOURCES", "").split(",") if x.strip()],
+            weighting=os.environ.get("IFIR_SOURCE_WEIGHTING", "yield"),
+        ),
         "encoder": EncoderResource(),
         "synthesis": SynthesisSettings(
             backend=os.environ.get("IFIR_SYNTHESIS_BACKEND", "recorded"),

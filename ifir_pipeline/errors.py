@@ -28,3 +28,8 @@ class DataFormatError(ValueError):
 
 class BudgetExceededError(RuntimeError):
     """Raised before a paid call would push spending past ``max_cost_usd``."""
+
+
+class WriterUnavailableError(RuntimeError):
+    """Most calls of a run failed for a reason that is not the content's (a rejected key, a missing model, an
+    unreachable service): the run fails with that cause, and nothing is cached or materialized."""

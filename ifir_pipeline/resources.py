@@ -5,6 +5,7 @@ Secrets come only from the environment (``EnvVar``); nothing here logs or stores
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -67,9 +68,26 @@ class DataSources(ConfigurableResource):
     train: list[dict] = Field(default_factory=list)
     evaluation: list[dict] = Field(default_factory=list)
     seed: int = 13
+    # with ``train`` empty: which bundled sources (scifact, squad, msmarco; empty = all) and how to weight them
+    # in every budget prefix: "yield" (their measured swap yield, the default) or "equal" (their size)
+    bundled: list[str] = Field(default_factory=list)
+    weighting: str = "yield"
 
     def train_specs(self) -> list[SourceSpec]:
-        return [SourceSpec(**d) for d in self.train] if self.train else default_training_specs()
+        if self.train:
+            return [SourceSpec(**d) for d in self.train]
+        if self.weighting not in ("yield", "equal"):
+            raise ValueError(f"DataSources.weighting must be 'yield' or 'equal', got {self.weighting!r}")
+        specs = default_training_specs()
+        known = [s.name for s in specs]
+        unknown = sorted(set(self.bundled) - set(known))
+        if unknown:
+            raise ValueError(f"DataSources.bundled: unknown sources {unknown}; bundled: {known}")
+        if self.bundled:
+            specs = [s for s in specs if s.name in self.bundled]
+        if self.weighting == "equal":
+            specs = [dataclasses.replace(s, weight=1.0) for s in specs]
+        return specs
 
     def eval_specs(self) -> list[SourceSpec]:
         return [SourceSpec(**d) for d in self.evaluation] if self.evaluation else default_eval_specs()

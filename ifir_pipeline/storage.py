@@ -71,25 +71,66 @@ def atomic_write_npy(path: str | Path, array: Any) -> Path:
     return _atomic_write(path, write, ".npy")
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_stale_staging(path: Path) -> list[Path]:
+    """Remove staging and swap folders that a killed writer left beside ``path`` (its pid is in the name)."""
+    removed = []
+    for p in path.parent.glob(f".{path.name}.*"):
+        if not p.name.endswith((".staging", ".old")):
+            continue
+        parts = p.name[len(path.name) + 2 :].split(".")
+        if parts and parts[0].isdigit() and not _pid_alive(int(parts[0])):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+@contextlib.contextmanager
+def _swap_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock for the two renames that publish a folder: concurrent writers take turns."""
+    import fcntl
+
+    with open(path.parent / f".{path.name}.lock", "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces ``path``, on error it is discarded.
 
-    The previous folder at ``path`` stays readable until the new one is complete.
+    The previous folder at ``path`` stays readable until the new one is complete. Writers that publish the
+    same ``path`` at once take turns for the swap (the last one wins, whole); staging folders left by a killed
+    writer are removed by the next one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".staging", dir=path.parent))
+    clean_stale_staging(path)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".staging", dir=path.parent))
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.{os.getpid()}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(staging, path)
+    with _swap_lock(path):
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "previous")
+        os.replace(staging, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

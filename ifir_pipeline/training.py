@@ -28,7 +28,7 @@ import polars as pl
 import torch
 from sentence_transformers.base.sampler import DefaultBatchSampler
 
-from ifir_pipeline.hashing import frame_hash
+from ifir_pipeline.hashing import frame_hash, text_hash
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,9 @@ def query_text(query: str, instruction: str | None) -> str:
 def recipe_rows(pairs: pl.DataFrame, recipe: str, budget: int, seed: int) -> pl.DataFrame:
     """Rows ``anchor, positive, negative, label`` for one recipe; ``pairs`` is in sample order.
 
-    ``label`` is the pair-group id: equal for the two views of one pair (dual_view), unique otherwise.
+    ``label`` is ``[pair group, positive's document id, negative's document id]``: the group is equal for the
+    two views of one pair (dual_view) and unique otherwise; document ids are equal for equal texts, so the loss
+    never counts a copy of a row's own positive as its negative.
     """
     if recipe not in TRAINED_RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; trained recipes: {TRAINED_RECIPES}")
@@ -74,26 +76,36 @@ def recipe_rows(pairs: pl.DataFrame, recipe: str, budget: int, seed: int) -> pl.
             )
     q, i_og, i_rev = p["query"].to_list(), p[og_col].to_list(), p[rev_col].to_list()
     pos, neg = p["positive_text"].to_list(), p["negative_text"].to_list()
-    rows: list[tuple[str, str, str, int]] = []
+    doc_of: dict[str, int] = {}  # one id per distinct document text: in-batch copies are masked by the loss
+    pd = [doc_of.setdefault(text_hash(t), len(doc_of)) for t in pos]
+    nd = [doc_of.setdefault(text_hash(t), len(doc_of)) for t in neg]
+    rows: list[tuple[str, str, str, list[int]]] = []
     if recipe == "no_instruction":
-        rows = [(q[k], pos[k], neg[k], k) for k in range(need)]
+        rows = [(q[k], pos[k], neg[k], [k, pd[k], nd[k]]) for k in range(need)]
     elif recipe == "instruction_only":
-        rows = [(query_text(q[k], i_og[k]), pos[k], neg[k], k) for k in range(need)]
+        rows = [(query_text(q[k], i_og[k]), pos[k], neg[k], [k, pd[k], nd[k]]) for k in range(need)]
     elif recipe == "dual_view":
         for k in range(need):
-            rows.append((query_text(q[k], i_og[k]), pos[k], neg[k], k))
-            rows.append((query_text(q[k], i_rev[k]), neg[k], pos[k], k))
+            rows.append((query_text(q[k], i_og[k]), pos[k], neg[k], [k, pd[k], nd[k]]))
+            rows.append((query_text(q[k], i_rev[k]), neg[k], pos[k], [k, nd[k], pd[k]]))
     elif recipe == "diverse":
         rng = random.Random(seed)
         flips = [rng.random() < 0.5 for _ in range(need)]
         for k in range(need):
             if flips[k]:
-                rows.append((query_text(q[k], i_rev[k]), neg[k], pos[k], k))
+                rows.append((query_text(q[k], i_rev[k]), neg[k], pos[k], [k, nd[k], pd[k]]))
             else:
-                rows.append((query_text(q[k], i_og[k]), pos[k], neg[k], k))
+                rows.append((query_text(q[k], i_og[k]), pos[k], neg[k], [k, pd[k], nd[k]]))
     return pl.DataFrame(
-        rows, schema={"anchor": pl.Utf8, "positive": pl.Utf8, "negative": pl.Utf8, "label": pl.Int64}, orient="row"
+        rows,
+        schema={"anchor": pl.Utf8, "positive": pl.Utf8, "negative": pl.Utf8, "label": pl.List(pl.Int64)},
+        orient="row",
     )
+
+
+def pair_group(label) -> int:
+    """The pair-group id of a ``label`` value: an int, or the first entry of ``[group, doc ids...]``."""
+    return int(label[0]) if isinstance(label, (list, tuple)) else int(label)
 
 
 class PairedViewBatchSampler(DefaultBatchSampler):
@@ -117,7 +129,7 @@ class PairedViewBatchSampler(DefaultBatchSampler):
         labels = dataset["label"]
         groups: dict[int, list[int]] = {}
         for idx, lab in enumerate(labels):
-            groups.setdefault(int(lab), []).append(idx)
+            groups.setdefault(pair_group(lab), []).append(idx)
         self.groups = list(groups.values())
         if any(len(g) > batch_size for g in self.groups):
             raise ValueError("a pair group is larger than the batch size")
@@ -178,6 +190,38 @@ def build_loss(model, cfg: TrainConfig, gather: bool = False):
     return DualViewMultipleNegativesRankingLoss(model, scale=cfg.scale, gather_across_devices=gather)
 
 
+def resume_fingerprint(rows: pl.DataFrame, cfg: TrainConfig, seed: int, lineage: dict[str, Any]) -> dict[str, Any]:
+    """What a trainer state must have been made from to be resumed."""
+    return {
+        "rows_hash": frame_hash(rows),
+        "recipe": lineage.get("recipe"),
+        "seed": seed,
+        "training_args": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+    }
+
+
+def resume_decision(work: Path, want: dict[str, Any]) -> tuple[bool, str | None]:
+    """``(resume?, why)``; a state made from anything else is removed."""
+    import shutil
+
+    if not work.exists():
+        return False, None
+    checkpoints = list(work.glob("checkpoint-*"))
+    try:
+        have = json.loads((work / "ifir_resume.json").read_text())
+    except (OSError, ValueError):
+        have = None
+    if checkpoints and have == want:
+        return True, f"resuming from {max(checkpoints, key=lambda p: int(p.name.split('-')[-1])).name} in {work}"
+    if checkpoints:
+        diff = sorted(k for k in want if (have or {}).get(k) != want[k]) if have else ["no record of what it trained"]
+        why = f"not resuming the trainer state in {work}: it was made from other {', '.join(diff)}; starting fresh"
+    else:
+        why = None
+    shutil.rmtree(work, ignore_errors=True)
+    return False, why
+
+
 def train_recipe(
     rows: pl.DataFrame,
     output_dir: str | Path,
@@ -187,11 +231,12 @@ def train_recipe(
     log=None,
     callbacks: list | None = None,
 ) -> dict[str, Any]:
-    """Train one checkpoint; resumes from the newest ``checkpoint-*`` left by an interrupted run.
+    """Train one checkpoint; resumes an interrupted run only if it was training the same thing.
 
     Trainer state is kept in a hidden sibling folder (``.<name>.trainer``) until the final model is saved
-    atomically to ``output_dir``; an interrupted run leaves its last checkpoint there and the next call
-    continues from it.
+    atomically to ``output_dir``. The folder records what it trains (``ifir_resume.json``: rows hash, recipe,
+    seed, training arguments); the next call continues from its newest ``checkpoint-*`` only when all of these
+    match, and otherwise removes it and starts fresh, saying why. Lineage says ``resumed: true`` only then.
     """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -204,6 +249,9 @@ def train_recipe(
         torch.use_deterministic_algorithms(True, warn_only=True)
     output_dir = Path(output_dir)
     work = output_dir.parent / f".{output_dir.name}.trainer"
+    resume, why = resume_decision(work, resume_fingerprint(rows, cfg, seed, lineage))
+    if log and why:
+        log(why)
     model = load_encoder(cfg.base_model)
     eval_length = model.max_seq_length
     model.max_seq_length = cfg.max_seq_length
@@ -216,7 +264,9 @@ def train_recipe(
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a ratio of the total steps (transformers 5)
+        # whole warm-up steps, rounded down: with linear warm-up the first step's rate is 0, so a run of a few
+        # steps must not warm up at all or it would not train (a 1-step budget would leave the base model)
+        warmup_steps=int(cfg.warmup_ratio * math.ceil(len(rows) / cfg.batch_size) * cfg.epochs),
         seed=seed,
         data_seed=seed,
         batch_sampler=PairedViewBatchSampler,
@@ -241,7 +291,8 @@ def train_recipe(
     trainer = SentenceTransformerTrainer(
         model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[_Progress(), *(callbacks or [])]
     )
-    resume = any(p.name.startswith("checkpoint-") for p in work.glob("checkpoint-*")) if work.exists() else False
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "ifir_resume.json").write_text(json.dumps(resume_fingerprint(rows, cfg, seed, lineage), sort_keys=True))
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     seconds = time.perf_counter() - t0
@@ -252,7 +303,7 @@ def train_recipe(
         **lineage,
         "seed": seed,
         "examples": len(rows),
-        "pairs": int(rows["label"].n_unique()),
+        "pairs": int(rows["label"].list.first().n_unique()),
         "rows_hash": frame_hash(rows),
         "base_model": cfg.base_model,
         "training_args": {k: v for k, v in asdict(cfg).items() if k != "extra"},

@@ -77,3 +77,24 @@ def test_gradient_cached_loss_matches_the_plain_loss_value_and_gradients():
         grads.append(next(p for p in model.parameters() if p.grad is not None).grad.clone())
     assert abs(values[0] - values[1]) < 1e-4
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_a_copy_of_the_anchors_own_positive_is_not_its_negative():
+    # Two different queries on the same document D (SQuAD: several questions per paragraph), and a third row
+    # whose negative is D. Labels: [group, positive doc id, negative doc id].
+    d, e, f = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([0.6, 0.8])
+    q0, q1, q2 = torch.tensor([0.8, 0.6]), torch.tensor([0.6, 0.8]), torch.tensor([0.0, 1.0])
+    anchors = torch.stack([q0, q1, q2])
+    positives, negatives = torch.stack([d, d, e]), torch.stack([e, f, d])
+    labels = torch.tensor([[0, 1, 2], [1, 1, 3], [2, 2, 1]])
+    loss = DualViewMultipleNegativesRankingLoss(nn.Identity(), scale=1.0, similarity_fct=_dot)
+    got = loss.compute_loss_from_embeddings([anchors, positives, negatives], labels)
+    s = lambda q, x: float(q @ x)  # noqa: E731
+    # row 0: target D; D at row 1 and D as row 2's negative are masked -> {D, E(pos 2), E(neg 0), F}
+    r0 = -math.log(math.exp(s(q0, d)) / sum(math.exp(s(q0, x)) for x in (d, e, e, f)))
+    r1 = -math.log(math.exp(s(q1, d)) / sum(math.exp(s(q1, x)) for x in (d, e, e, f)))
+    # row 2: target E; row 0's negative is a copy of E (masked) -> {D, D, E, F, D}
+    r2 = -math.log(math.exp(s(q2, e)) / sum(math.exp(s(q2, x)) for x in (d, d, e, f, d)))
+    assert abs(got.item() - (r0 + r1 + r2) / 3) < 1e-6
+    group_only = loss.compute_loss_from_embeddings([anchors, positives, negatives], labels[:, 0])
+    assert abs(group_only.item() - got.item()) > 0.05  # without document ids the copies count as negatives

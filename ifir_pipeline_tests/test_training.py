@@ -23,7 +23,7 @@ def _pairs(n: int) -> pl.DataFrame:
 def test_every_recipe_trains_on_exactly_the_budget(recipe):
     rows = recipe_rows(_pairs(20), recipe, budget=12, seed=1)
     assert rows.height == 12
-    distinct = rows["label"].n_unique()
+    distinct = rows["label"].list.first().n_unique()
     assert distinct == (6 if recipe == "dual_view" else 12)
 
 
@@ -44,11 +44,11 @@ def test_batch_sampler_keeps_both_views_in_one_batch_and_is_seeded():
     s = PairedViewBatchSampler(ds, batch_size=8, drop_last=False, seed=3)
     batches = list(s)
     assert sorted(i for b in batches for i in b) == list(range(50))
-    labels = ds["label"]
+    groups = [lab[0] for lab in ds["label"]]
     for b in batches:
         assert len(b) <= 8
-        for lab in {labels[i] for i in b}:
-            assert sum(labels[i] == lab for i in b) == 2
+        for g in {groups[i] for i in b}:
+            assert sum(groups[i] == g for i in b) == 2
     assert batches == list(PairedViewBatchSampler(ds, batch_size=8, drop_last=False, seed=3))
     s.set_epoch(1)
     assert list(s) != batches
@@ -68,3 +68,23 @@ def test_tiny_training_run_writes_a_loadable_checkpoint_with_lineage(tmp_path):
     model = SentenceTransformer(str(tmp_path / "ck"))
     assert model.max_seq_length == 256  # the evaluation length of the base model, not the training truncation
     assert not list(tmp_path.glob(".ck.trainer"))
+
+
+def test_labels_carry_document_ids_shared_by_equal_texts():
+    pairs = _pairs(4).with_columns(
+        pl.Series("positive_text", ["alpha", "alpha", "gamma", "delta"]),  # two queries share one positive
+        pl.Series("negative_text", ["beta", "gamma", "alpha", "beta"]),  # negatives that are other positives
+    )
+    rows = recipe_rows(pairs, "instruction_only", budget=4, seed=0)
+    assert rows["label"].to_list() == [[0, 0, 3], [1, 0, 1], [2, 1, 0], [3, 2, 3]]
+
+
+def test_a_one_step_budget_changes_the_weights(tmp_path):
+    from ifir_pipeline.encoders import load_encoder
+
+    rows = recipe_rows(_pairs(8), "instruction_only", budget=8, seed=0)
+    info = train_recipe(rows, tmp_path / "ck", TrainConfig(batch_size=8, max_seq_length=24), seed=0, lineage={})
+    assert info["steps"] == 1
+    base = next(load_encoder("packaged").parameters()).detach()
+    trained = next(load_encoder(str(tmp_path / "ck")).parameters()).detach()
+    assert not bool((base == trained).all())  # the first (and only) step did not run at learning rate 0

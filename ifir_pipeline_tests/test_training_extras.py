@@ -32,6 +32,32 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     assert (tmp_path / "ck" / "model.safetensors").exists()
 
 
+def test_a_trainer_state_from_other_rows_or_settings_is_not_resumed(tmp_path):
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt("kill -9")
+
+    rows = recipe_rows(_pairs(16), "dual_view", budget=32, seed=0)
+    cfg = TrainConfig(batch_size=8, max_seq_length=24, save_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(rows, tmp_path / "ck", cfg, seed=0, lineage={"recipe": "dual_view"}, callbacks=[Crash()])
+    said = []
+    other = TrainConfig(batch_size=8, max_seq_length=24, save_steps=2, learning_rate=5e-5)
+    info = train_recipe(rows, tmp_path / "ck", other, seed=0, lineage={"recipe": "dual_view"}, log=said.append)
+    assert not info["resumed"] and info["steps"] == 4
+    assert any("not resuming" in m and "training_args" in m for m in said)
+    # and a state for other rows (another budget's pairs) is not resumed either
+    with pytest.raises(KeyboardInterrupt):
+        train_recipe(rows, tmp_path / "ck2", cfg, seed=0, lineage={"recipe": "dual_view"}, callbacks=[Crash()])
+    fewer = recipe_rows(_pairs(12), "dual_view", budget=24, seed=0)
+    info = train_recipe(fewer, tmp_path / "ck2", cfg, seed=0, lineage={"recipe": "dual_view"}, log=said.append)
+    assert not info["resumed"] and any("rows_hash" in m for m in said)
+    assert not list(tmp_path.glob(".*.trainer"))
+
+
 def _ddp_worker(rank: int, world: int, port: int, embs, labels, out):
     import torch.distributed as dist
     from torch import nn
@@ -60,6 +86,36 @@ def test_masking_stays_right_when_views_land_on_different_devices():
     mp.spawn(_ddp_worker, args=(2, port, embs, labels, out), nprocs=2, join=True)
     single = DualViewMultipleNegativesRankingLoss(nn.Identity()).compute_loss_from_embeddings(embs, labels)
     assert abs((out[0] + out[1]) / 2 - float(single)) < 1e-5
+
+
+def _uneven_worker(rank: int, world: int, port: int, embs, labels, out):
+    import torch.distributed as dist
+    from torch import nn
+
+    from ifir_pipeline.losses import DualViewMultipleNegativesRankingLoss
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    part = slice(0, 3) if rank == 0 else slice(3, 4)  # the last batch of an epoch: 3 rows here, 1 there
+    loss = DualViewMultipleNegativesRankingLoss(nn.Identity(), gather_across_devices=True)
+    out[rank] = float(loss.compute_loss_from_embeddings([e[part].clone() for e in embs], labels[part]))
+    dist.destroy_process_group()
+
+
+def test_an_uneven_last_batch_across_devices_neither_hangs_nor_changes_the_loss():
+    from torch import nn
+
+    from ifir_pipeline.losses import DualViewMultipleNegativesRankingLoss
+
+    torch.manual_seed(1)
+    embs = [torch.nn.functional.normalize(torch.randn(4, 8), dim=-1) for _ in range(3)]
+    labels = torch.tensor([[0, 10, 20], [1, 11, 21], [1, 21, 11], [2, 10, 22]])  # row 3 shares row 0's positive
+    port = free_port()
+    out = mp.Manager().dict()
+    ctx = mp.spawn(_uneven_worker, args=(2, port, embs, labels, out), nprocs=2, join=False)
+    assert ctx.join(timeout=120) or ctx.join(timeout=60), "gather hung"
+    single = DualViewMultipleNegativesRankingLoss(nn.Identity()).compute_loss_from_embeddings(embs, labels)
+    assert abs((3 * out[0] + out[1]) / 4 - float(single)) < 1e-5
 
 
 def test_training_runs_as_external_compute_through_pipes(tmp_path, tiny_train_beir, tiny_followir):
@@ -121,4 +177,5 @@ def test_a_failed_write_leaves_the_previous_materialization_readable(tmp_path, m
     monkeypatch.undo()
     kept = read_artifact(folder)
     assert kept["meta"] == {"run": 1} and kept["summary"]["v"].to_list() == [1.0]
-    assert [p.name for p in folder.parent.iterdir()] == ["dual_view"]  # no staging folder left behind
+    left = [p.name for p in folder.parent.iterdir() if not p.name.endswith(".lock")]
+    assert left == ["dual_view"]  # no staging folder left behind

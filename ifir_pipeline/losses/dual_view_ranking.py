@@ -40,7 +40,12 @@ class DualViewMultipleNegativesRankingLoss(nn.Module):
 
         Inputs:
             ``(anchor, positive, negative_1, ..., negative_n)`` columns and a ``label`` column holding the
-            pair-group id (an int; equal for the two views of one pair).
+            pair-group id (an int; equal for the two views of one pair), or a list ``[group, doc id of the
+            positive, doc id of each negative]``: then any candidate that is the same document as the anchor's
+            own positive (another row's positive or negative) is masked too, so in-batch duplicates never
+            count as negatives.
+
+        Batches of different sizes on different ranks (the last one of an epoch) are gathered with padding.
 
         Example:
             >>> from datasets import Dataset
@@ -76,22 +81,34 @@ class DualViewMultipleNegativesRankingLoss(nn.Module):
         if labels is None:
             labels = torch.arange(batch, device=anchors.device)
         labels = labels.to(anchors.device).long()
+        groups = labels[:, 0] if labels.dim() == 2 else labels
+        docs_of_row = labels[:, 1:] if labels.dim() == 2 and labels.size(1) == 1 + len(candidates) else None
         offset = 0
-        all_labels = labels
+        all_groups, all_docs = groups, docs_of_row
         if self.gather_across_devices:
-            candidates = [all_gather_with_grad(c) for c in candidates]
-            all_labels = all_gather(labels)
-            offset = get_rank() * batch
+            sizes = _gathered_sizes(batch, anchors.device)
+            candidates = [_gather_uneven(c, sizes, with_grad=True) for c in candidates]
+            all_groups = _gather_uneven(groups, sizes)
+            all_docs = None if docs_of_row is None else _gather_uneven(docs_of_row, sizes)
+            offset = int(sum(sizes[: get_rank()]))
         world = candidates[0].size(0)
         docs = torch.cat(candidates, dim=0)  # (world * n_cols, dim): all positives, then each negative column
         scores = self.similarity_fct(anchors, docs) * self.scale  # (batch, world * n_cols)
 
         own_row = torch.arange(batch, device=anchors.device) + offset  # global row index of each anchor
         cand_row = torch.arange(world, device=anchors.device).repeat(len(candidates))
-        cand_label = all_labels.repeat(len(candidates))
-        same_group = labels[:, None] == cand_label[None, :]
+        cand_label = all_groups.repeat(len(candidates))
+        same_group = groups[:, None] == cand_label[None, :]
         other_row = own_row[:, None] != cand_row[None, :]
-        scores = scores.masked_fill(same_group & other_row, float("-inf"))
+        mask = same_group & other_row
+        if all_docs is not None:
+            # a copy of the anchor's own positive elsewhere in the batch (another query on the same document, a
+            # negative that is another pair's positive) is not a negative: only the own positive is the target
+            cand_doc = all_docs.T.reshape(-1)  # column-major, like ``docs``
+            target = torch.zeros_like(mask)
+            target[torch.arange(batch, device=anchors.device), own_row] = True
+            mask = mask | ((cand_doc[None, :] == docs_of_row[:, :1]) & ~target)
+        scores = scores.masked_fill(mask, float("-inf"))
         return self.cross_entropy(scores, own_row)
 
     def get_config_dict(self) -> dict[str, Any]:
@@ -99,7 +116,7 @@ class DualViewMultipleNegativesRankingLoss(nn.Module):
             "scale": self.scale,
             "similarity_fct": getattr(self.similarity_fct, "__name__", str(self.similarity_fct)),
             "gather_across_devices": self.gather_across_devices,
-            "masking": "sibling views (same label, other row)",
+            "masking": "sibling views (same label, other row) and copies of the anchor's own positive",
         }
 
     @property
@@ -113,3 +130,19 @@ class DualViewMultipleNegativesRankingLoss(nn.Module):
   archivePrefix = {arXiv},
 }
 """
+
+
+def _gathered_sizes(batch: int, device) -> list[int]:
+    sizes = all_gather(torch.tensor([batch], device=device))
+    return [int(x) for x in sizes.reshape(-1).tolist()]
+
+
+def _gather_uneven(t: Tensor, sizes: list[int], with_grad: bool = False) -> Tensor:
+    """``all_gather`` of tensors whose first dimension differs by rank: pad to the largest, gather, strip."""
+    longest = max(sizes)
+    pad = longest - t.size(0)
+    if pad:
+        t = torch.cat([t, t.new_zeros((pad, *t.shape[1:]))], dim=0)
+    gathered = (all_gather_with_grad if with_grad else all_gather)(t)
+    keep = torch.cat([torch.arange(r * longest, r * longest + n, device=t.device) for r, n in enumerate(sizes)])
+    return gathered.index_select(0, keep)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ifir_pipeline.errors import BudgetExceededError
+from ifir_pipeline.errors import BudgetExceededError, WriterUnavailableError
 from ifir_pipeline.synthesis.base import InversionRequest, InversionResult
 from ifir_pipeline.synthesis.cache import ResponseCache, synthesis_cache_key
 from ifir_pipeline.synthesis.prompt import (
@@ -46,6 +46,39 @@ class Pricing:
             + usage.get("output_tokens", 0) * self.output_per_mtok
         ) / 1e6
         return base * (self.batch_discount if batch else 1.0)
+
+
+SERVICE_CAUSES = {
+    "api_error_401": "ANTHROPIC_API_KEY rejected (401 authentication_error)",
+    "api_error_403": "ANTHROPIC_API_KEY not permitted (403 permission_error)",
+    "api_error_404": "model not found (404): check SynthesisSettings.model / QualitySettings.judge_model",
+    "api_error_400": "request rejected (400 invalid_request_error)",
+    "transport_error": "the Messages API could not be reached or stayed overloaded after retries",
+}
+
+
+def raise_if_unavailable(results: list, who: str, share: float = 0.5) -> None:
+    """Fail the run, naming the cause, when at least ``share`` of the calls failed for service reasons."""
+    from ifir_pipeline.synthesis.cache import is_service_failure
+
+    if not results:
+        return
+    failed = [r.failure_reason for r in results if is_service_failure(r.failure_reason)]
+    failed = [f for f in failed if f not in ("cost_cap_reached",)]
+    if len(failed) >= share * len(results):
+        top = max(set(failed), key=failed.count)
+        cause = SERVICE_CAUSES.get(top, top)
+        raise WriterUnavailableError(
+            f"{who}: {cause}; {len(failed)} of {len(results)} calls failed ({top}). Nothing was cached and the "
+            "previous materialization is kept: fix the cause and rerun."
+        )
+
+
+def _redact(text: str) -> str:
+    """Error messages never carry a key."""
+    import re
+
+    return re.sub(r"sk-ant-[A-Za-z0-9_\-]+", "sk-ant-***", text)
 
 
 def usage_of(message) -> dict[str, int]:
@@ -209,10 +242,10 @@ class AnthropicBackend:
                         if exc.status_code >= 429 or exc.status_code == 408
                         else f"api_error_{exc.status_code}"
                     )
-                    res.rationale = str(exc)[:300]
+                    res.rationale = _redact(str(exc))[:300]
                 except anthropic.APIError as exc:
                     res.failure_reason = "transport_error"
-                    res.rationale = str(exc)[:300]
+                    res.rationale = _redact(str(exc))[:300]
                 finally:
                     self._reserved -= reserve
                 res.cost_usd = self.pricing.cost(res.usage)
@@ -228,6 +261,7 @@ class AnthropicBackend:
 
         await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
         await client.close()
+        raise_if_unavailable([r for r in results if r is not None], self.name)
         if capped:
             raise BudgetExceededError(
                 f"max_cost_usd={self.max_cost_usd} reached: spent ${self.spent_usd:.4f}, {capped} calls not sent. "

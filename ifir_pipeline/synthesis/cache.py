@@ -18,6 +18,20 @@ from ifir_pipeline.hashing import stable_hash
 from ifir_pipeline.synthesis.base import InversionRequest, InversionResult
 from ifir_pipeline.synthesis.prompt import POLARITY_REVERSAL_PROMPT_VERSION
 
+# failure reasons that say nothing about the pair: never cached, and a run that mostly fails for them fails
+SERVICE_FAILURES = (
+    "transport_error",
+    "cost_cap_reached",
+    "batch_expired",
+    "batch_canceled",
+    "batch_missing",
+    "batch_errored",
+)
+
+
+def is_service_failure(reason: str | None) -> bool:
+    return bool(reason) and (reason in SERVICE_FAILURES or reason.startswith("api_error_"))
+
 
 def synthesis_cache_key(
     model: str, req: InversionRequest, prompt_version: str = POLARITY_REVERSAL_PROMPT_VERSION
@@ -31,7 +45,11 @@ class ResponseCache:
         self._lock = threading.Lock()
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False)
+        # WAL and a busy timeout: several processes (two runs, a backfill) share one cache file
+        self._conn = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False, timeout=60.0)
+        self._conn.execute("PRAGMA busy_timeout = 60000")
+        if self.path:
+            self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, result TEXT NOT NULL, created REAL)"
         )
@@ -47,11 +65,14 @@ class ResponseCache:
         if row is None:
             return None
         data = json.loads(row[0])
+        if is_service_failure(data.get("failure_reason")):  # written by an older version: never an answer
+            return None
         return cls(**data)
 
     def put(self, key: str, result) -> None:
-        # Transport failures are not cached: they should be retried on the next run.
-        if result.failure_reason in ("transport_error", "cost_cap_reached", "batch_expired", "batch_canceled"):
+        # Only answers are cached: real ones and content-level failures (refusal, malformed JSON from the
+        # model). Service failures (a rejected key, a missing model, transport) are retried on the next run.
+        if is_service_failure(result.failure_reason):
             return
         data = asdict(result)
         data["cache_hit"] = False

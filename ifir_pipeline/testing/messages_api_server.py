@@ -32,6 +32,7 @@ class Behaviour:
     refuse_containing: str | None = None  # answer stop_reason "refusal" when the prompt holds this text
     not_achievable_containing: str | None = None
     batch_polls_until_ended: int = 1
+    api_key: str | None = None  # when set, any other x-api-key is answered 401 authentication_error
 
 
 def _words(text: str) -> list[str]:
@@ -80,10 +81,22 @@ class MessagesAPIServer:
                         }
                     )
 
+            def _authorized(self) -> bool:
+                want = server.behaviour.api_key
+                sent = self.headers.get("x-api-key") or self.headers.get("authorization", "").removeprefix("Bearer ")
+                if want is None or sent == want:
+                    return True
+                self._send(
+                    401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}
+                )
+                return False
+
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 self._record(body)
+                if not self._authorized():
+                    return None
                 if self.path.rstrip("/").endswith("/v1/messages"):
                     return self._messages(body)
                 if self.path.rstrip("/").endswith("/v1/messages/batches"):
@@ -92,6 +105,8 @@ class MessagesAPIServer:
 
             def do_GET(self):
                 self._record(None)
+                if not self._authorized():
+                    return None
                 m = re.match(r".*/v1/messages/batches/([^/]+)(/results)?$", self.path)
                 if not m or m.group(1) not in server.batches:
                     return self._send(

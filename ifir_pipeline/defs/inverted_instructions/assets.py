@@ -2,7 +2,7 @@ import polars as pl
 from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
 from ifir_pipeline.defs._metadata import preview, stats_metadata
-from ifir_pipeline.errors import BudgetExceededError
+from ifir_pipeline.errors import BudgetExceededError, WriterUnavailableError
 from ifir_pipeline.pairs import pool_capacity, synthesis_inputs
 from ifir_pipeline.partitions import budget_partitions
 from ifir_pipeline.resources import AchievabilitySettings, ArtifactStore, SynthesisSettings
@@ -55,7 +55,7 @@ def inverted_instructions(
         frame, stats = synthesize(
             inputs, backend, cache, context.log.info, skip_not_achievable=achievability.enabled, control=control
         )
-    except BudgetExceededError as exc:
+    except (BudgetExceededError, WriterUnavailableError) as exc:
         raise Failure(description=str(exc)) from exc
     if synthesis.record_to and synthesis.backend in ("anthropic", "local"):
         from ifir_pipeline.synthesis.recording import export_recording

@@ -1,7 +1,8 @@
 import polars as pl
-from dagster import AssetExecutionContext, asset
+from dagster import AssetExecutionContext, Failure, asset
 
 from ifir_pipeline.defs._metadata import preview, stats_metadata
+from ifir_pipeline.errors import WriterUnavailableError
 from ifir_pipeline.pairs import quality_check
 from ifir_pipeline.partitions import budget_partitions
 from ifir_pipeline.resources import ArtifactStore, QualitySettings
@@ -23,15 +24,18 @@ def quality_checked_pairs(
     store: ArtifactStore,
 ):
     budget = int(context.partition_key)
-    tables, stats = quality_check(
-        inverted_instructions,
-        source_corpora["documents"],
-        source_corpora["eval_hashes"],
-        budget,
-        quality.verify(),
-        quality.thresholds(),
-        judge=quality.judge(store.cache_dir("synthesis"), context.log.info),
-    )
+    try:
+        tables, stats = quality_check(
+            inverted_instructions,
+            source_corpora["documents"],
+            source_corpora["eval_hashes"],
+            budget,
+            quality.verify(),
+            quality.thresholds(),
+            judge=quality.judge(store.cache_dir("synthesis"), context.log.info),
+        )
+    except WriterUnavailableError as exc:  # the judge could not answer: keep the previous materialization
+        raise Failure(description=str(exc)) from exc
     gate = stats["gate"]
     context.log.info(
         f"budget {budget}: {stats['accepted']} accepted, pass rate {stats['pass_rate']:.1%}, "
