@@ -24,7 +24,7 @@ def batches(n_steps: int, batch: int):
     from ifir_pipeline.loaders import default_training_specs, load_training_source
     from ifir_pipeline.training import recipe_rows
 
-    src = load_training_source(default_training_specs()[1])
+    src = load_training_source(next(s for s in default_training_specs() if s.name == "scifact"))
     texts = [f"{t} {x}" for t, x in zip(src.documents["title"], src.documents["text"], strict=True)]
     n_pairs = n_steps * batch // 2
     pairs = pl.DataFrame(

@@ -32,40 +32,16 @@ def _setup_env() -> None:
         cfg.write_text(src.read_text() if src.exists() else "telemetry:\n  enabled: false\n")
 
 
-def _materialize(instance, resources, selection: list[str], partition_key=None, with_checks: bool = False) -> None:
-    from dagster import materialize
-
-    from ifir_pipeline.definitions import ASSETS
-    from ifir_pipeline.defs.quality_checked_pairs.checks import quality_checks
-
-    result = materialize(
-        [*ASSETS, *quality_checks] if with_checks else ASSETS,
-        selection=selection,
-        partition_key=partition_key,
-        resources=resources,
-        instance=instance,
-        raise_on_error=False,
-    )
-    if not result.success:
-        failures = [e for e in result.all_events if e.is_failure]
-        msg = failures[0].message if failures else "run failed"
-        raise SystemExit(f"ifir: materializing {selection} ({partition_key}) failed: {msg}")
-    if with_checks:
-        failed = [c for c in result.get_asset_check_evaluations() if not c.passed]
-        if failed:
-            names = ", ".join(c.check_name for c in failed)
-            print(f"ifir: quality checks failed for {partition_key}: {names}", file=sys.stderr)
-
-
-def run_pipeline(budgets: list[int], recipes: list[str], seeds: list[int], general: bool) -> None:
+def run_pipeline(budgets: list[int], recipes: list[str], seeds: list[int], general: bool, force: bool = False) -> None:
+    """Materialize what is missing or stale for these budgets and recipes (everything with ``force``)."""
     from dagster import DagsterInstance
 
     from ifir_pipeline.definitions import build_resources
     from ifir_pipeline.io_manager import read_artifact
-    from ifir_pipeline.partitions import budget_recipe_key
     from ifir_pipeline.partitions import budgets as configured
     from ifir_pipeline.report import headline_table, to_markdown
     from ifir_pipeline.resources import EvaluationSettings, TrainingSettings
+    from ifir_pipeline.reuse import materialize_stale_and_missing
 
     missing = [b for b in budgets if str(b) not in configured()]
     if missing:
@@ -75,15 +51,14 @@ def run_pipeline(budgets: list[int], recipes: list[str], seeds: list[int], gener
     t0 = time.perf_counter()
     with DagsterInstance.get() as instance:
         print(f"ifir: Dagster instance at {os.environ['DAGSTER_HOME']}; artifacts under {store.root}", flush=True)
-        _materialize(instance, resources, ["source_corpora", "mined_negatives"])
-        for b in budgets:
-            _materialize(
-                instance, resources, ["inverted_instructions", "quality_checked_pairs"], str(b), with_checks=True
-            )
-            for r in recipes:
-                print(f"ifir: budget {b}, recipe {r} ({time.perf_counter() - t0:.0f}s elapsed)", flush=True)
-                _materialize(instance, resources, ["trained_checkpoint", "followir_scores"], budget_recipe_key(b, r))
-        _materialize(instance, resources, ["budget_report"])
+        plan = materialize_stale_and_missing(
+            resources,
+            budgets,
+            recipes,
+            instance,
+            force=force,
+            log=lambda m: print(f"{m} ({time.perf_counter() - t0:.0f}s elapsed)", flush=True),
+        )
     report = read_artifact(Path(store.asset_root()) / "budget_report" / "_all")
     print()
     print(to_markdown(headline_table(report)))
@@ -94,6 +69,7 @@ def run_pipeline(budgets: list[int], recipes: list[str], seeds: list[int], gener
             for c in ck["checkpoints"]:
                 print(f"checkpoint_path[{b}/{r}/seed={c['seed']}]: {c['path']}")
     print(f"report: {Path(store.root) / 'reports' / 'budget_report.md'} (plot: budget_report.png)")
+    print(f"ifir: {len(plan.ran)} steps ran, {len(plan.reused)} reused (up to date)")
     print(f"ifir: done in {time.perf_counter() - t0:.0f}s")
 
 
@@ -101,7 +77,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from ifir_pipeline.partitions import budgets
 
     budget = args.budget or int(budgets()[0])
-    run_pipeline([budget], list(DEMO_RECIPES), [int(s) for s in args.seeds.split(",")], general=args.general)
+    run_pipeline(
+        [budget], list(DEMO_RECIPES), [int(s) for s in args.seeds.split(",")], general=args.general, force=args.force
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -113,7 +91,9 @@ def cmd_report(args: argparse.Namespace) -> None:
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         raise SystemExit(f"ifir report: unknown recipes {unknown}; known: {', '.join(RECIPES)}")
-    run_pipeline(chosen, recipes, [int(s) for s in args.seeds.split(",")], general=not args.no_general)
+    run_pipeline(
+        chosen, recipes, [int(s) for s in args.seeds.split(",")], general=not args.no_general, force=args.force
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -290,12 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=int, default=None)
     p.add_argument("--seeds", default="13")
     p.add_argument("--general", action="store_true", help="also score SciFact test (about 4 minutes per model here)")
+    p.add_argument("--force", action="store_true", help="redo every step, even those that are up to date")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("report", help="backfill every budget x recipe and build the budget report")
     p.add_argument("--budgets", default=None, help="comma-separated; default: every partition (IFIR_BUDGETS)")
     p.add_argument("--recipes", default=None)
     p.add_argument("--seeds", default="13,29")
     p.add_argument("--no-general", action="store_true")
+    p.add_argument("--force", action="store_true", help="redo every step, even those that are up to date")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("evaluate", help="score a model folder on FollowIR-format and BEIR-format folders")
     p.add_argument("--model", required=True)
@@ -335,7 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_calibrate_check)
     args = parser.parse_args(argv)
     _setup_env()
-    rc = args.func(args)
+    from ifir_pipeline.errors import DataFormatError
+
+    try:
+        from ifir_pipeline.partitions import budgets  # a bad IFIR_BUDGETS is named here, not in a traceback
+
+        budgets()
+        rc = args.func(args)
+    except (DataFormatError, ValueError) as exc:
+        if isinstance(exc, DataFormatError) or "IFIR_" in str(exc):
+            print(f"ifir {args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise
     return int(rc or 0)
 
 

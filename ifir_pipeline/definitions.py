@@ -80,13 +80,25 @@ def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]
     return resources
 
 
+def build_assets(resources: dict[str, Any]) -> list:
+    """The assets with code versions that include the settings they depend on (see ``versions``)."""
+    from ifir_pipeline.versions import code_versions
+
+    versions = code_versions(resources)
+    return [
+        a.map_asset_specs(lambda spec: spec.replace_attributes(code_version=versions[spec.key.path[-1]]))
+        for a in ASSETS
+    ]
+
+
 def build_definitions(root: str | None = None, **overrides: Any) -> Definitions:
+    resources = build_resources(root, **overrides)
     return Definitions(
-        assets=ASSETS,
+        assets=build_assets(resources),
         asset_checks=quality_checks,
         sensors=[retrain_on_new_pairs],
         jobs=[prepare_pool_job, synthesize_pairs_job, train_and_score_job, report_job],
-        resources=build_resources(root, **overrides),
+        resources=resources,
     )
 
 

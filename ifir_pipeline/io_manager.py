@@ -15,6 +15,7 @@ from typing import Any
 import polars as pl
 from dagster import ConfigurableIOManager, InputContext, MultiPartitionKey, OutputContext
 
+from ifir_pipeline.errors import DataFormatError
 from ifir_pipeline.storage import atomic_directory
 
 
@@ -52,15 +53,40 @@ def write_artifact(folder: Path, obj: Any) -> None:
             raise TypeError(f"cannot store {type(obj).__name__}: return a polars DataFrame or a dict")
 
 
-def read_artifact(folder: Path) -> Any:
+def _read_parquet(path: Path, what: str) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:  # polars raises ComputeError/OSError/... for truncated or foreign files
+        raise DataFormatError(
+            str(path),
+            None,
+            None,
+            f"the stored materialization of {what} is unreadable ({type(exc).__name__}: "
+            f"{str(exc)[:200]}); re-materialize {what}",
+        ) from None
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataFormatError(
+            str(path), None, None, f"the stored materialization of {what} is unreadable ({exc}); re-materialize {what}"
+        ) from None
+
+
+def read_artifact(folder: Path, what: str | None = None) -> Any:
+    """The stored value in ``folder``; ``what`` names the asset (and partition) in errors."""
+    folder = Path(folder)
+    what = what or f"asset {folder.parent.name}/{folder.name}"
     if (folder / "data.parquet").exists():
-        return pl.read_parquet(folder / "data.parquet")
+        return _read_parquet(folder / "data.parquet", what)
     if (folder / "record.json").exists():
-        return json.loads((folder / "record.json").read_text())
+        return _read_json(folder / "record.json", what)
     if (folder / "meta.json").exists():
-        out: dict[str, Any] = json.loads((folder / "meta.json").read_text())
+        out: dict[str, Any] = _read_json(folder / "meta.json", what)
         for p in sorted(folder.glob("*.parquet")):
-            out[p.stem] = pl.read_parquet(p)
+            out[p.stem] = _read_parquet(p, what)
         return out
     raise FileNotFoundError(f"no materialization stored at {folder}")
 
@@ -105,7 +131,8 @@ class ArtifactIOManager(ConfigurableIOManager):
             from ifir_pipeline.s3_storage import download_current
 
             download_current(self._client(), self.s3_bucket, self._s3_key(folder), folder)
-        return read_artifact(folder)
+        label = f"asset {asset!r}" + (f" partition {partition_key!s}" if partition_key is not None else "")
+        return read_artifact(folder, label)
 
     def load_input(self, context: InputContext) -> Any:
         asset = context.asset_key.path[-1]

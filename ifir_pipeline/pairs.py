@@ -17,7 +17,15 @@ import polars as pl
 
 from ifir_pipeline.hashing import text_hash
 from ifir_pipeline.quality import ACCEPTED_COLUMNS, QualityThresholds, validate_no_leakage, validate_pairs
+from ifir_pipeline.training import TRAINED_RECIPES
 from ifir_pipeline.verification import VerifyConfig, jaccard, verify_frame
+
+
+def pairs_needed(recipe: str, budget: int) -> int:
+    """Accepted pairs a recipe trains on at ``budget`` (dual_view: both views of budget/2 pairs)."""
+    from ifir_pipeline.training import split_recipe
+
+    return budget // 2 if split_recipe(recipe)[0] == "dual_view" else budget
 
 
 def doc_texts(documents: pl.DataFrame) -> dict[str, str]:
@@ -144,6 +152,8 @@ def quality_check(
         "pass_rate": round(pass_rate, 4),
         "pass_rate_ok": pass_rate >= thresholds.min_accepted_share and can_swap > 0,
         "budget_filled": accepted.height >= budget,
+        # which trained recipes have the pairs they need (dual_view trains on budget/2 pairs)
+        "recipes_ready": {r: accepted.height >= pairs_needed(r, budget) for r in TRAINED_RECIPES},
         "accepted": accepted.height,
         "budget": budget,
     }

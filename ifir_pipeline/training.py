@@ -61,6 +61,8 @@ def recipe_rows(pairs: pl.DataFrame, recipe: str, budget: int, seed: int) -> pl.
     if recipe not in TRAINED_RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; trained recipes: {TRAINED_RECIPES}")
     recipe, writer = split_recipe(recipe)
+    if recipe == "dual_view" and budget % 2:
+        raise ValueError(f"dual_view needs an even budget (two views per pair), got {budget}")
     need = budget // 2 if recipe == "dual_view" else budget
     if pairs.height < need:
         raise ValueError(f"recipe {recipe} at budget {budget} needs {need} accepted pairs, only {pairs.height} passed")
@@ -154,6 +156,14 @@ class PairedViewBatchSampler(DefaultBatchSampler):
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+def check_batch_size(recipe: str, batch_size: int) -> None:
+    """dual_view packs both views of a pair into one batch: an odd batch size would split or drop one."""
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2, got {batch_size}")
+    if split_recipe(recipe)[0] == "dual_view" and batch_size % 2:
+        raise ValueError(f"dual_view needs an even batch_size (both views of a pair in one batch), got {batch_size}")
 
 
 @dataclass

@@ -179,3 +179,63 @@ def test_stale_staging_of_a_killed_writer_is_cleaned_up(tmp_path):
         (staging / "ok").write_text("1")
     assert not stale.exists() and (target / "ok").exists()
     assert os.listdir(tmp_path) == ["ck"] or sorted(os.listdir(tmp_path)) == [".ck.lock", "ck"]
+
+
+def _ifir(*args, env=None, timeout=300):
+    full = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ifir_pipeline.cli", *args], capture_output=True, text=True, timeout=timeout, env=full
+    )
+
+
+@pytest.mark.parametrize("value", ["inf", "1e10", "1.5", "nan"])
+def test_qrels_scores_that_are_not_grades_exit_2_naming_file_line_and_field(tiny_followir, tmp_path, value):
+    import shutil
+
+    bad = tmp_path / "set"
+    shutil.copytree(tiny_followir, bad)
+    lines = (bad / "qrels" / "test.tsv").read_text().splitlines()
+    cells = lines[2].split("\t")
+    lines[2] = "\t".join([*cells[:2], value])
+    (bad / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    done = _ifir("evaluate", "--model", "packaged", "--followir-dir", str(bad))
+    assert done.returncode == 2, done.stderr[-500:]
+    assert "test.tsv, line 3, field 'score'" in done.stderr and value in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("value", "named"), [("abc", "whole numbers"), ("250,7", "even"), ("0", ">= 2")])
+def test_a_bad_ifir_budgets_is_named(value, named):
+    done = _ifir("demo", env={"IFIR_BUDGETS": value}, timeout=120)
+    assert done.returncode == 2 and "IFIR_BUDGETS" in done.stderr and named in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_dual_view_refuses_odd_budgets_and_batch_sizes():
+    from ifir_pipeline.training import check_batch_size, recipe_rows
+    from ifir_pipeline_tests.test_training import _pairs
+
+    with pytest.raises(ValueError, match="even budget"):
+        recipe_rows(_pairs(8), "dual_view", budget=7, seed=0)
+    with pytest.raises(ValueError, match="even batch_size"):
+        check_batch_size("dual_view@offline", 31)
+    check_batch_size("instruction_only", 31)
+
+
+def test_a_truncated_upstream_file_names_the_file_and_the_asset(tmp_path):
+    store = ArtifactStore(root=str(tmp_path))
+    _tiny_store(Path(store.asset_root()))
+    data = artifact_dir(store.asset_root(), "mined_negatives") / "data.parquet"
+    data.write_bytes(data.read_bytes()[: len(data.read_bytes()) // 2])
+    resources = build_resources(str(tmp_path), synthesis=SynthesisSettings(backend="offline"))
+    res = materialize(
+        ASSETS,
+        selection=["inverted_instructions"],
+        partition_key="8",
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not res.success
+    failure = next(e for e in res.all_events if e.is_step_failure).event_specific_data.error.to_string()
+    assert str(data) in failure and "asset 'mined_negatives'" in failure and "re-materialize" in failure

@@ -218,4 +218,6 @@ def test_followir_folder_missing_config_and_bad_reference(tiny_followir, tmp_pat
 
 def test_bundled_data_ships_inside_the_package():
     assert (bundled_path("cranfield-if-dev") / "corpus.jsonl").exists()
-    assert (bundled_path().parent / "NOTICE.md").read_text().count("CC BY 4.0") == 1
+    notice = (bundled_path().parent / "NOTICE.md").read_text()
+    assert "CC BY 4.0" in notice and "CC BY-SA 4.0" in notice and "ShareAlike" in notice
+    assert (bundled_path("squad") / "README.md").exists() and (bundled_path("recordings") / "README.md").exists()

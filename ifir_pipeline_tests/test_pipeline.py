@@ -4,7 +4,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
 
 from ifir_pipeline.definitions import ASSETS, build_definitions, build_resources
 from ifir_pipeline.defs.quality_checked_pairs.checks import quality_checks
@@ -122,38 +122,51 @@ def test_poisoned_partition_fails_the_gate_and_training_does_not_run(setup, tiny
     assert n_trained() == before  # nothing new was materialized
 
 
-def test_sensor_requests_each_trained_recipe_once_and_respects_the_gate(setup):
-    resources, instance, _ = setup
-    defs = build_definitions(str(setup[2]), **{k: v for k, v in resources.items() if k != "io_manager"})
-    ctx = build_sensor_context(instance=instance, definitions=defs)
+def _tick(defs, instance, cursor):
+    result = retrain_on_new_pairs(build_sensor_context(instance=instance, definitions=defs, cursor=cursor))
+    return result.run_requests or [], (result.skip_reason.skip_message if result.skip_reason else ""), result.cursor
 
-    def evaluate(context) -> list:
-        def flat(x):
-            if x is None:
-                return []
-            if isinstance(x, RunRequest | SkipReason):
-                return [x]
-            return [y for item in x for y in flat(item)]
 
-        return flat(retrain_on_new_pairs(context))
+def test_sensor_waits_for_the_gate_and_starts_from_now(setup):
+    from dagster import AssetMaterialization, DagsterEvent, DagsterEventType, DagsterRun, DagsterRunStatus
+    from dagster._core.events import StepMaterializationData
+    from dagster._core.utils import make_new_run_id
 
-    first = evaluate(ctx)
-    # the latest quality_checked_pairs event is the poisoned budget 16: gate failed, nothing requested
-    assert not [r for r in first if isinstance(r, RunRequest)]
-    assert any(isinstance(r, SkipReason) and "quality gate failed for budget 16" in r.skip_message for r in first)
-    # a fresh clean materialization of budget 8 requests the four trained recipes, once
+    resources, instance, root = setup
+    defs = build_definitions(str(root), **{k: v for k, v in resources.items() if k != "io_manager"})
+    # first tick on an instance with history (budget 8 passed its gate, budget 16 failed it): nothing replayed
+    requests, why, cursor = _tick(defs, instance, None)
+    assert requests == [] and "starting from now" in why and int(cursor) > 0
+    assert _tick(defs, instance, cursor)[0] == []
+    # checks passed: a fresh materialization of budget 8 requests its four trained recipes, once
     assert _run(resources, instance, ["quality_checked_pairs"], "8", checks=True).success
-    ctx2 = build_sensor_context(instance=instance, definitions=defs, cursor=ctx.cursor)
-    second = [r for r in evaluate(ctx2) if isinstance(r, RunRequest)]
-    assert sorted(str(r.partition_key) for r in second) == [
+    requests, _, cursor = _tick(defs, instance, cursor)
+    assert sorted(str(r.partition_key) for r in requests) == [
         "8|diverse",
         "8|dual_view",
         "8|instruction_only",
         "8|no_instruction",
     ]
-    assert len({r.run_key for r in second}) == 4
-    ctx3 = build_sensor_context(instance=instance, definitions=defs, cursor=ctx2.cursor)
-    assert not [r for r in evaluate(ctx3) if isinstance(r, RunRequest)]  # the cursor moved: no duplicate requests
+    assert len({r.run_key for r in requests}) == 4 and _tick(defs, instance, cursor)[0] == []
+    # checks failed: the poisoned budget 16 again
+    assert not _run(resources, instance, ["quality_checked_pairs"], "16", checks=True).success
+    requests, why, cursor = _tick(defs, instance, cursor)
+    assert requests == [] and "budget 16: blocking checks failed: accepted_share" in why
+    # checks pending: pairs written by a run that is still going, its checks not evaluated yet
+    run = DagsterRun(job_name="synthesize_pairs", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED)
+    instance.add_run(run)
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
+        job_name=run.job_name,
+        event_specific_data=StepMaterializationData(AssetMaterialization("quality_checked_pairs", partition="8")),
+    )
+    instance.report_dagster_event(event, run_id=run.run_id)
+    requests, why, waiting = _tick(defs, instance, cursor)
+    assert requests == [] and "waiting for" in why and waiting == cursor  # the cursor stays before it
+    # the run ends without evaluating them: not gated, so not retrained
+    instance.report_run_failed(run)
+    requests, why, after = _tick(defs, instance, waiting)
+    assert requests == [] and "ended without evaluating" in why and int(after) > int(waiting)
 
 
 def test_mining_is_configurable_from_run_config_and_shows_its_scores(tmp_path, tiny_train_beir, tiny_followir):

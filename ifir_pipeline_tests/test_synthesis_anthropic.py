@@ -86,14 +86,17 @@ def test_retries_429_529_and_5xx_with_retry_after(tmp_path):
 
 
 def test_exhausted_retries_are_not_cached_and_are_retried_next_run(tmp_path):
+    from ifir_pipeline.errors import WriterUnavailableError
+
     with MessagesAPIServer(Behaviour(faults=deque([529, 529]))) as server:
-        frame, stats = synthesize(
-            _inputs(1),
-            _backend(server, tmp_path, max_retries=1),
-            ResponseCache(tmp_path / "a.sqlite"),
-            log=lambda m: None,
-        )
-        assert stats["failures_by_reason"] == {"transport_error": 1}
+        with pytest.raises(WriterUnavailableError, match="could not be reached or stayed overloaded"):
+            synthesize(
+                _inputs(1),
+                _backend(server, tmp_path, max_retries=1),
+                ResponseCache(tmp_path / "a.sqlite"),
+                log=lambda m: None,
+            )
+        assert len(ResponseCache(tmp_path / "a.sqlite")) == 0
         frame, stats = synthesize(
             _inputs(1),
             _backend(server, tmp_path, max_retries=1),

@@ -13,7 +13,8 @@ from ifir_pipeline_tests.conftest import free_port
 from ifir_pipeline_tests.test_training import _pairs
 
 
-def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
+def _crash_at_step_2():
+    """A trainer callback that dies right after the step-2 checkpoint is saved (a power cut, kill -9)."""
     from transformers import TrainerCallback
 
     class Crash(TrainerCallback):
@@ -21,10 +22,14 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
             if state.global_step == 2:
                 raise KeyboardInterrupt("power cut")
 
+    return Crash()
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
     rows = recipe_rows(_pairs(16), "dual_view", budget=32, seed=0)
     cfg = TrainConfig(batch_size=8, max_seq_length=24, save_steps=2)
     with pytest.raises(KeyboardInterrupt):
-        train_recipe(rows, tmp_path / "ck", cfg, seed=0, lineage={}, callbacks=[Crash()])
+        train_recipe(rows, tmp_path / "ck", cfg, seed=0, lineage={}, callbacks=[_crash_at_step_2()])
     assert not (tmp_path / "ck").exists()  # nothing half-written where the checkpoint goes
     assert list((tmp_path / ".ck.trainer").glob("checkpoint-2"))
     info = train_recipe(rows, tmp_path / "ck", cfg, seed=0, lineage={})
@@ -33,17 +38,12 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
 
 
 def test_a_trainer_state_from_other_rows_or_settings_is_not_resumed(tmp_path):
-    from transformers import TrainerCallback
-
-    class Crash(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                raise KeyboardInterrupt("kill -9")
-
     rows = recipe_rows(_pairs(16), "dual_view", budget=32, seed=0)
     cfg = TrainConfig(batch_size=8, max_seq_length=24, save_steps=2)
     with pytest.raises(KeyboardInterrupt):
-        train_recipe(rows, tmp_path / "ck", cfg, seed=0, lineage={"recipe": "dual_view"}, callbacks=[Crash()])
+        train_recipe(
+            rows, tmp_path / "ck", cfg, seed=0, lineage={"recipe": "dual_view"}, callbacks=[_crash_at_step_2()]
+        )
     said = []
     other = TrainConfig(batch_size=8, max_seq_length=24, save_steps=2, learning_rate=5e-5)
     info = train_recipe(rows, tmp_path / "ck", other, seed=0, lineage={"recipe": "dual_view"}, log=said.append)
@@ -51,7 +51,9 @@ def test_a_trainer_state_from_other_rows_or_settings_is_not_resumed(tmp_path):
     assert any("not resuming" in m and "training_args" in m for m in said)
     # and a state for other rows (another budget's pairs) is not resumed either
     with pytest.raises(KeyboardInterrupt):
-        train_recipe(rows, tmp_path / "ck2", cfg, seed=0, lineage={"recipe": "dual_view"}, callbacks=[Crash()])
+        train_recipe(
+            rows, tmp_path / "ck2", cfg, seed=0, lineage={"recipe": "dual_view"}, callbacks=[_crash_at_step_2()]
+        )
     fewer = recipe_rows(_pairs(12), "dual_view", budget=24, seed=0)
     info = train_recipe(fewer, tmp_path / "ck2", cfg, seed=0, lineage={"recipe": "dual_view"}, log=said.append)
     assert not info["resumed"] and any("rows_hash" in m for m in said)

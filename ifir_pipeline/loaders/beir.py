@@ -8,6 +8,7 @@ Schemas (polars, explicit dtypes):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +71,16 @@ def read_qrels_tsv(path: Path) -> tuple[pl.DataFrame, list[int]]:
         if len(cells) != 3:
             raise DataFormatError(str(path), line, None, f"expected 3 tab-separated columns, got {len(cells)}")
         try:
-            score = int(float(cells[2]))
+            value = float(cells[2])
         except ValueError:
             if line == 1:  # header
                 continue
             raise DataFormatError(str(path), line, "score", f"not a number: {cells[2]!r}") from None
+        if not math.isfinite(value) or value != int(value) or not -(2**31) <= value < 2**31:
+            raise DataFormatError(
+                str(path), line, "score", f"a relevance grade must be a whole number, got {cells[2].strip()!r}"
+            )
+        score = int(value)
         qids.append(cells[0].strip())
         dids.append(cells[1].strip())
         scores.append(score)

@@ -1,5 +1,5 @@
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, asset
+from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, asset
 
 from ifir_pipeline.defs._metadata import stats_metadata
 from ifir_pipeline.loaders import FollowIRSet, SourceSpec, load_eval_set
@@ -7,6 +7,7 @@ from ifir_pipeline.partitions import budget_recipe_partitions
 from ifir_pipeline.report import to_markdown
 from ifir_pipeline.resources import ArtifactStore, DataSources, EvaluationSettings
 from ifir_pipeline.scoring import score_checkpoints
+from ifir_pipeline.versions import SCORING_CODE, content_version
 
 
 def eval_sets(sources: DataSources, evaluation: EvaluationSettings) -> list:
@@ -20,7 +21,7 @@ def eval_sets(sources: DataSources, evaluation: EvaluationSettings) -> list:
 @asset(
     group_name="evaluation",
     partitions_def=budget_recipe_partitions,
-    code_version="scoring-v1",
+    code_version=SCORING_CODE,
     description="FollowIR scores through mteb (p-MRR, og/changed nDCG@5 and MAP, x100) and general retrieval "
     "(nDCG@10) per seed, with per-query values for bootstrap intervals and mteb-format result files.",
     kinds={"mteb"},
@@ -45,12 +46,22 @@ def followir_scores(
     )
     wide = tables["summary"].pivot(on="metric", index=["task", "seed"], values="value").sort("task", "seed")
     headline = {k.split("/")[1] + f" ({k.split('/')[0]})": v for k, v in stats["means"].items()}
-    context.add_output_metadata(
-        {
+    lineage = trained_checkpoint.get("lineage") or {}
+    meta = {
+        "budget": budget,
+        "recipe": recipe,
+        "pairs_hash": lineage.get("pairs_hash"),
+        "training_code_version": trained_checkpoint.get("code_version"),
+        "scoring_code_version": SCORING_CODE,
+        **stats,
+    }
+    return Output(
+        {**tables, "meta": meta},
+        data_version=DataVersion(content_version(tables["summary"])),
+        metadata={
             **stats_metadata({k: v for k, v in stats.items() if k != "means"}),
             **{k: MetadataValue.float(float(v)) for k, v in headline.items()},
             "scores": MetadataValue.md(to_markdown(wide.with_columns(pl.selectors.float().round(2)))),
             "checkpoint_paths": MetadataValue.json([c["path"] for c in trained_checkpoint["checkpoints"]]),
-        }
+        },
     )
-    return {**tables, "meta": {"budget": budget, "recipe": recipe, **stats}}

@@ -1,5 +1,5 @@
 import polars as pl
-from dagster import AssetExecutionContext, Failure, MetadataValue, asset
+from dagster import AssetExecutionContext, DataVersion, Failure, MetadataValue, Output, asset
 
 from ifir_pipeline.defs._metadata import preview, stats_metadata
 from ifir_pipeline.errors import BudgetExceededError, WriterUnavailableError
@@ -10,12 +10,13 @@ from ifir_pipeline.synthesis.backends import make_backend
 from ifir_pipeline.synthesis.cache import ResponseCache
 from ifir_pipeline.synthesis.prompt import POLARITY_REVERSAL_PROMPT_VERSION
 from ifir_pipeline.synthesis.runner import synthesize
+from ifir_pipeline.versions import SYNTHESIS_CODE, synthesis_version
 
 
 @asset(
     group_name="synthesis",
     partitions_def=budget_partitions,
-    code_version=POLARITY_REVERSAL_PROMPT_VERSION + "+runner-v2",
+    code_version=SYNTHESIS_CODE,
     pool="llm_calls",
     description="For each (q, I, d+, d-) in the budget's sample, a complementary instruction I' under which "
     "d- is relevant and d+ is not (polarity reversal). Pairs the achievability check turns down are not sent "
@@ -65,8 +66,10 @@ def inverted_instructions(
         context.log.info(f"answers exported as a recording to {path}")
     stats["pool_capacity"] = capacity
     ok = frame.filter(pl.col("status") == "ok")
-    context.add_output_metadata(
-        {
+    return Output(
+        frame,
+        data_version=DataVersion(synthesis_version(frame)),
+        metadata={
             **stats_metadata(stats),
             "dagster/row_count": frame.height,
             "budget": budget,
@@ -85,6 +88,5 @@ def inverted_instructions(
                     "pair_id", "failure_reason", "rationale"
                 )
             ),
-        }
+        },
     )
-    return frame

@@ -1,4 +1,4 @@
-from dagster import AssetExecutionContext, Config, asset
+from dagster import AssetExecutionContext, Config, DataVersion, Output, asset
 from pydantic import Field
 
 from ifir_pipeline.defs._metadata import png_markdown, preview, stats_metadata
@@ -6,6 +6,7 @@ from ifir_pipeline.encoders import EmbeddingCache
 from ifir_pipeline.mining import MiningConfig, mine_pool
 from ifir_pipeline.report import score_histogram_png
 from ifir_pipeline.resources import AchievabilitySettings, ArtifactStore, EncoderResource
+from ifir_pipeline.versions import MINING_CODE, content_version
 
 _DEFAULT = MiningConfig()
 
@@ -33,7 +34,7 @@ class MiningRunConfig(Config):
 
 @asset(
     group_name="synthesis",
-    code_version="mining-v3",
+    code_version=MINING_CODE,
     description="Hard negatives per example: BM25 + dense candidates fused by RRF, a rank window and "
     "false-negative guards, then the achievability check: the k kept are negatives whose labels can truly be "
     "swapped (recorded LLM verdicts first, then the calibrated model). Grouped sources (SQuAD articles) are "
@@ -75,5 +76,4 @@ def mined_negatives(
     metadata = {**stats_metadata(stats), "dagster/row_count": frame.height, "preview": preview(frame)}
     if frame.height:
         metadata["score_distribution"] = png_markdown(score_histogram_png(frame), "score distribution")
-    context.add_output_metadata(metadata)
-    return frame
+    return Output(frame, data_version=DataVersion(content_version(frame)), metadata=metadata)

@@ -1,17 +1,19 @@
 import polars as pl
-from dagster import AssetExecutionContext, Failure, asset
+from dagster import AssetExecutionContext, DataVersion, Failure, Output, asset
 
 from ifir_pipeline.defs._metadata import preview, stats_metadata
 from ifir_pipeline.errors import WriterUnavailableError
+from ifir_pipeline.hashing import frame_hash
 from ifir_pipeline.pairs import quality_check
 from ifir_pipeline.partitions import budget_partitions
 from ifir_pipeline.resources import ArtifactStore, QualitySettings
+from ifir_pipeline.versions import QUALITY_CODE, content_version
 
 
 @asset(
     group_name="synthesis",
     partitions_def=budget_partitions,
-    code_version="quality-v1",
+    code_version=QUALITY_CODE,
     description="Accepted pairs (the first `budget` that pass label-swap verification and the GX suites) and "
     "every rejected pair with its reason. Its blocking checks gate training for this budget.",
     kinds={"polars", "great_expectations"},
@@ -41,8 +43,13 @@ def quality_checked_pairs(
         f"budget {budget}: {stats['accepted']} accepted, pass rate {stats['pass_rate']:.1%}, "
         f"gate passed={gate['passed']}"
     )
-    context.add_output_metadata(
-        {
+    value = {**tables, "gate": gate, "stats": {k: v for k, v in stats.items() if k != "gate"}}
+    version = content_version({"accepted": tables["accepted"], "gate": gate})
+    return Output(
+        value,
+        data_version=DataVersion(version),
+        metadata={
+            "pairs_hash": frame_hash(tables["accepted"]),
             **stats_metadata({k: v for k, v in stats.items() if k != "gate"}),
             "gate_passed": gate["passed"],
             "dagster/row_count": stats["accepted"],
@@ -55,6 +62,5 @@ def quality_checked_pairs(
                 .select("query", "instruction_reversed", "rejection_reason"),
                 max_chars=100,
             ),
-        }
+        },
     )
-    return {**tables, "gate": gate, "stats": {k: v for k, v in stats.items() if k != "gate"}}

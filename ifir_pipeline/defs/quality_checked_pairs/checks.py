@@ -53,14 +53,22 @@ def accepted_share(quality_checked_pairs: dict) -> AssetCheckResult:
     asset=quality_checked_pairs,
     blocking=False,
     partitions_def=budget_partitions,
-    description="Enough pairs passed to fill the budget (a warning: recipes needing more pairs will refuse to train).",
+    description="Enough pairs passed for every recipe: `budget` accepted pairs (instruction_only, diverse, "
+    "no_instruction) and budget/2 (dual_view). A warning: a recipe without its pairs refuses to train; the "
+    "metadata lists which recipes are ready.",
 )
 def budget_filled(quality_checked_pairs: dict) -> AssetCheckResult:
     gate = quality_checked_pairs["gate"]
+    ready = gate.get("recipes_ready", {})
     return AssetCheckResult(
         passed=bool(gate["budget_filled"]),
         severity=AssetCheckSeverity.WARN,
-        metadata={"accepted": gate["accepted"], "budget": gate["budget"]},
+        metadata={
+            "accepted": gate["accepted"],
+            "budget": gate["budget"],
+            "recipes_ready": MetadataValue.json(ready),
+            "recipes_short_of_pairs": MetadataValue.json(sorted(r for r, ok in ready.items() if not ok)),
+        },
     )
 
 

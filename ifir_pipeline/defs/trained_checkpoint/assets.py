@@ -4,6 +4,7 @@ from dataclasses import asdict
 from dagster import (
     AssetExecutionContext,
     AssetIn,
+    DataVersion,
     Failure,
     MetadataValue,
     MultiToSingleDimensionPartitionMapping,
@@ -18,7 +19,8 @@ from ifir_pipeline.hashing import frame_hash
 from ifir_pipeline.partitions import budget_recipe_partitions
 from ifir_pipeline.resources import ArtifactStore, EncoderResource, TrainingSettings
 from ifir_pipeline.storage import atomic_write_parquet
-from ifir_pipeline.training import TrainConfig, recipe_rows, train_recipe
+from ifir_pipeline.training import TrainConfig, check_batch_size, recipe_rows, train_recipe
+from ifir_pipeline.versions import TRAINING_CODE, checkpoint_version
 
 
 def _config(training: TrainingSettings, encoder: EncoderResource) -> TrainConfig:
@@ -41,7 +43,7 @@ def _config(training: TrainingSettings, encoder: EncoderResource) -> TrainConfig
             partition_mapping=MultiToSingleDimensionPartitionMapping(partition_dimension_name="budget")
         )
     },
-    code_version="training-v1",
+    code_version=TRAINING_CODE,
     op_tags={"ifir/gpu": "0"},
     description="A sentence-transformers checkpoint per seed for one (budget, recipe); `base` is the untrained "
     "encoder. Refuses to train on a budget whose quality gate failed.",
@@ -59,13 +61,17 @@ def trained_checkpoint(
     budget, recipe = int(keys["budget"]), keys["recipe"]
     if recipe == "base":
         path = resolve_model_path(encoder.model)
-        context.add_output_metadata({"checkpoint_path": path, "recipe": recipe, "trained": False})
-        return {
-            "budget": budget,
-            "recipe": recipe,
-            "checkpoints": [{"seed": None, "path": path}],
-            "base_model": encoder.model,
-        }
+        return Output(
+            {
+                "budget": budget,
+                "recipe": recipe,
+                "checkpoints": [{"seed": None, "path": path}],
+                "base_model": encoder.model,
+                "code_version": TRAINING_CODE,
+            },
+            data_version=DataVersion(checkpoint_version([path])),
+            metadata={"checkpoint_path": MetadataValue.path(path), "recipe": recipe, "trained": False},
+        )
     gate = quality_checked_pairs["gate"]
     if not gate["passed"]:
         raise Failure(
@@ -84,6 +90,7 @@ def trained_checkpoint(
     checkpoints = []
     for seed in training.seeds:
         try:
+            check_batch_size(recipe, training.batch_size)
             rows = recipe_rows(accepted, recipe, budget, seed)
         except ValueError as exc:
             raise Failure(description=str(exc)) from exc
@@ -143,6 +150,8 @@ def trained_checkpoint(
         "checkpoints": checkpoints,
         "base_model": encoder.model,
         "lineage": lineage,
+        "code_version": TRAINING_CODE,
     }
     # an Output, not a bare value: a Pipes session puts the step in typed-event-stream mode
-    return Output(value, metadata=metadata)
+    version = checkpoint_version([c["path"] for c in checkpoints])
+    return Output(value, metadata=metadata, data_version=DataVersion(version))
