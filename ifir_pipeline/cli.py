@@ -106,7 +106,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.followir_task:
             from ifir_pipeline.loaders import SourceSpec, load_eval_set
 
-            followir = load_eval_set(SourceSpec(args.followir_task, "followir-hub", args.followir_task))
+            spec = SourceSpec(args.followir_task, "followir-hub", args.followir_task, corpus_path=args.followir_mirror)
+            followir = load_eval_set(spec)
         else:
             followir = load_followir_local(args.followir_dir) if args.followir_dir else None
         beir = load_beir(args.beir_dir, split=args.split) if args.beir_dir else None
@@ -225,6 +226,32 @@ def cmd_calibrate_check(args: argparse.Namespace) -> int:
     return 0
 
 
+WORKSPACE_YAML = """load_from:
+  - python_module:
+      module_name: ifir_pipeline.definitions
+      attribute: defs
+      location_name: ifir_pipeline
+"""
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """``dagster dev`` on this project's instance: DAGSTER_HOME prepared with the project's dagster.yaml and a
+    workspace whose code location is ``ifir_pipeline`` (the one the README's CLI commands target), started
+    from DAGSTER_HOME itself so Dagster finds exactly one instance configuration."""
+    import shutil
+
+    home = Path(os.environ["DAGSTER_HOME"])
+    src = Path(__file__).resolve().parent.parent / "dagster.yaml"
+    if src.exists() and (not (home / "dagster.yaml").exists() or args.refresh_config):
+        shutil.copyfile(src, home / "dagster.yaml")
+    (home / "workspace.yaml").write_text(WORKSPACE_YAML)
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)]
+    print(f"ifir ui: DAGSTER_HOME={home}; {' '.join(cmd[2:])}", flush=True)
+    os.chdir(home)
+    os.execv(sys.executable, cmd)
+    return 0  # not reached
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     from ifir_pipeline.errors import DataFormatError
     from ifir_pipeline.synthesis.recording import export_recording, import_labelled_rows, write_recording
@@ -275,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="backfill every budget x recipe and build the budget report")
     p.add_argument("--budgets", default=None, help="comma-separated; default: every partition (IFIR_BUDGETS)")
     p.add_argument("--recipes", default=None)
-    p.add_argument("--seeds", default="13,29")
+    p.add_argument("--seeds", default="13,29,41", help="training seeds (the UI's definitions use the same three)")
     p.add_argument("--no-general", action="store_true")
     p.add_argument("--force", action="store_true", help="redo every step, even those that are up to date")
     p.set_defaults(func=cmd_report)
@@ -283,10 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--followir-dir", default=None)
     p.add_argument("--followir-task", default=None, help="Core17/News21/Robust04InstructionRetrieval from the hub")
+    p.add_argument(
+        "--followir-mirror", default=None, help="with --followir-task: a local folder laid out like its hub repository"
+    )
     p.add_argument("--beir-dir", default=None)
     p.add_argument("--split", default="test")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("ui", help="the Dagster UI (webserver and daemon) on this project's instance")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (loopback unless you mean otherwise)")
+    p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--refresh-config", action="store_true", help="copy the project's dagster.yaml again")
+    p.set_defaults(func=cmd_ui)
     p = sub.add_parser("check-pairs", help="is each (query, positive, negative) swap achievable? (JSONL in)")
     p.add_argument("file")
     p.add_argument("--json", action="store_true", help="one JSON line per row, then a summary line")

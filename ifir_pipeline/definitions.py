@@ -40,11 +40,53 @@ ASSETS = [
     budget_report,
 ]
 
-prepare_pool_job = define_asset_job("prepare_pool", selection=["source_corpora", "mined_negatives"])
-synthesize_pairs_job = define_asset_job(
-    "synthesize_pairs", selection=["inverted_instructions", "quality_checked_pairs"], partitions_def=budget_partitions
+prepare_pool_job = define_asset_job(
+    "prepare_pool",
+    selection=["source_corpora", "mined_negatives"],
+    description="Load every training source (evaluation data guarded out) and mine hard negatives that can truly "
+    "swap. Run once before synthesis; re-run when sources or mining settings change.",
 )
-report_job = define_asset_job("report", selection=["budget_report"])
+synthesize_pairs_job = define_asset_job(
+    "synthesize_pairs",
+    selection=["inverted_instructions", "quality_checked_pairs"],
+    partitions_def=budget_partitions,
+    description="For one budget: write I / I' for the budget's pairs and run the quality gate (its blocking checks "
+    "decide whether the budget may train).",
+)
+report_job = define_asset_job(
+    "report",
+    selection=["budget_report"],
+    description="Rebuild the budget report from every current followir_scores partition.",
+)
+
+
+def _sources_from_env() -> DataSources:
+    """``IFIR_SOURCES``: a JSON file ``{"train": [...], "evaluation": [...]}`` of source specs (the same dicts
+    as ``DataSources``); else the bundled sources, narrowed by ``IFIR_TRAIN_SOURCES`` and weighted by
+    ``IFIR_SOURCE_WEIGHTING``."""
+    import json
+    from pathlib import Path
+
+    from ifir_pipeline.errors import DataFormatError
+
+    bundled = [x for x in os.environ.get("IFIR_TRAIN_SOURCES", "").split(",") if x.strip()]
+    weighting = os.environ.get("IFIR_SOURCE_WEIGHTING", "yield")
+    path = os.environ.get("IFIR_SOURCES")
+    if not path:
+        return DataSources(bundled=bundled, weighting=weighting)
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataFormatError(path, None, None, f"IFIR_SOURCES: cannot read a JSON object of sources ({exc})") from None
+    if not isinstance(spec, dict) or set(spec) - {"train", "evaluation", "seed"}:
+        raise DataFormatError(path, None, None, "IFIR_SOURCES: expected keys train, evaluation (and seed)")
+    return DataSources(
+        train=spec.get("train", []),
+        evaluation=spec.get("evaluation", []),
+        seed=spec.get("seed", 13),
+        bundled=bundled,
+        weighting=weighting,
+    )
 
 
 def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]:
@@ -56,10 +98,7 @@ def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]
     resources: dict[str, Any] = {
         "store": store,
         "io_manager": ArtifactIOManager(root=store.asset_root(), s3_bucket=bucket, s3_endpoint_url=endpoint),
-        "sources": DataSources(
-            bundled=[x for x in os.environ.get("IFIR_TRAIN_SOURCES", "").split(",") if x.strip()],
-            weighting=os.environ.get("IFIR_SOURCE_WEIGHTING", "yield"),
-        ),
+        "sources": _sources_from_env(),
         "encoder": EncoderResource(),
         "synthesis": SynthesisSettings(
             backend=os.environ.get("IFIR_SYNTHESIS_BACKEND", "recorded"),
@@ -85,10 +124,28 @@ def build_assets(resources: dict[str, Any]) -> list:
     from ifir_pipeline.versions import code_versions
 
     versions = code_versions(resources)
+    kinds = configured_kinds(resources)
     return [
-        a.map_asset_specs(lambda spec: spec.replace_attributes(code_version=versions[spec.key.path[-1]]))
+        a.map_asset_specs(
+            lambda spec: spec.replace_attributes(
+                code_version=versions[spec.key.path[-1]], kinds=kinds.get(spec.key.path[-1], spec.kinds)
+            )
+        )
         for a in ASSETS
     ]
+
+
+def configured_kinds(resources: dict[str, Any]) -> dict[str, set[str]]:
+    """Kinds that say what the configuration really uses (no "anthropic" badge on an offline writer)."""
+    synthesis, quality, training = resources["synthesis"], resources["quality"], resources["training"]
+    writers = {synthesis.backend, synthesis.fallback if synthesis.backend == "recorded" else synthesis.backend}
+    llm = {"anthropic"} & writers
+    return {
+        "inverted_instructions": {"polars", *llm} | ({"huggingface"} if "local" in writers else set()),
+        "quality_checked_pairs": {"polars", "great_expectations"}
+        | ({"anthropic"} if quality.verifier == "anthropic" else set()),
+        "trained_checkpoint": {"pytorch"} | ({"aws"} if training.execution == "pipes_ecs" else set()),
+    }
 
 
 def build_definitions(root: str | None = None, **overrides: Any) -> Definitions:

@@ -96,6 +96,29 @@ def make_followir_task(data: FollowIRSet):
     return task
 
 
+def make_hub_followir_task(data: FollowIRSet):
+    """mteb's own FollowIR task (Core17/News21/Robust04), reading ``data.hub_path``: its loader and its
+    ``task_specific_scores`` (p-MRR) run unchanged; this subclass only keeps the run and per-query scores."""
+    from ifir_pipeline.loaders.followir import mteb_followir_task
+
+    base = type(mteb_followir_task(data.hub_task, data.hub_path))
+
+    class CapturingTask(base):
+        captured: dict[str, Any] = {}
+
+        def task_specific_scores(self, scores, qrels, results, hf_split, hf_subset):
+            self.captured["run"] = results
+            self.captured["per_query"] = scores
+            return super().task_specific_scores(scores, qrels, results, hf_split, hf_subset)
+
+    CapturingTask.__name__ = base.__name__
+    task = CapturingTask()
+    task.changed_qrels = {
+        qid: ids for qid, ids in zip(data.qrel_diff["query_id"], data.qrel_diff["doc_ids"].to_list(), strict=True)
+    }
+    return task
+
+
 def make_retrieval_task(data: RetrievalSet):
     from mteb.abstasks.retrieval import AbsTaskRetrieval
 
@@ -159,12 +182,51 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def score(model, data: FollowIRSet | RetrievalSet, batch_size: int = 64, show_progress: bool = False) -> TaskScores:
-    """Run mteb on one set; FollowIR scores are reported x100 (the FollowIR paper's scale)."""
+def cached_encoder(model, cache_dir):
+    """mteb's own embedding cache around a sentence-transformers model: each evaluation corpus is encoded once
+    per checkpoint (``cache_dir`` names the checkpoint), so re-scoring it encodes nothing again."""
+    from mteb.models.cache_wrappers import CachedEmbeddingWrapper
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+    return CachedEmbeddingWrapper(SentenceTransformerEncoderWrapper(model), cache_dir)
+
+
+def quick_subset(data: RetrievalSet, n_queries: int = 100, n_docs: int = 1500, seed: int = 0) -> RetrievalSet:
+    """A documented small version of a general retrieval set, for smoke runs at small budgets: the first
+    ``n_queries`` queries (in id order) against their judged documents plus a seeded sample of the others, up to
+    ``n_docs``. Its nDCG@10 is higher than the full set's and not comparable to it."""
+    import numpy as np
+
+    qids = sorted(data.queries["query_id"].to_list())[:n_queries]
+    qrels = data.qrels.filter(pl.col("query_id").is_in(qids))
+    judged = set(qrels["doc_id"])
+    others = sorted(set(data.corpus["doc_id"]) - judged)
+    rng = np.random.default_rng(seed)
+    extra = rng.choice(len(others), size=max(0, min(len(others), n_docs - len(judged))), replace=False)
+    keep = judged | {others[i] for i in extra.tolist()}
+    return RetrievalSet(
+        data.corpus.filter(pl.col("doc_id").is_in(list(keep))),
+        data.queries.filter(pl.col("query_id").is_in(qids)),
+        qrels,
+        f"{data.name}-quick",
+    )
+
+
+def score(
+    model, data: FollowIRSet | RetrievalSet, batch_size: int = 64, show_progress: bool = False, cache_dir=None
+) -> TaskScores:
+    """Run mteb on one set; FollowIR scores are reported x100 (the FollowIR paper's scale). With ``cache_dir``
+    the model's embeddings are cached there (see :func:`cached_encoder`)."""
     import mteb
 
+    if cache_dir is not None:
+        model = cached_encoder(model, cache_dir)
+
     is_followir = isinstance(data, FollowIRSet)
-    task = make_followir_task(data) if is_followir else make_retrieval_task(data)
+    if is_followir:
+        task = make_hub_followir_task(data) if data.hub_task else make_followir_task(data)
+    else:
+        task = make_retrieval_task(data)
     t0 = time.perf_counter()
     result = mteb.evaluate(
         model,

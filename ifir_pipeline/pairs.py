@@ -157,6 +157,10 @@ def quality_check(
         "accepted": accepted.height,
         "budget": budget,
     }
+    if "set" in eval_hashes.columns:
+        gate["eval_fingerprints"] = {
+            f"{s}/{k}": n for s, k, n in eval_hashes.group_by("set", "kind").len().sort("set", "kind").iter_rows()
+        }
     gate["passed"] = bool(gx_pairs["success"] and gx_leak["success"] and gate["pass_rate_ok"])
     stats = {
         "considered": considered,

@@ -3,7 +3,8 @@
 Tables:
 - ``examples``: :data:`~ifir_pipeline.loaders.EXAMPLE_SCHEMA` plus ``sample_rank: UInt32``
 - ``documents``: :data:`~ifir_pipeline.loaders.DOCUMENT_SCHEMA` plus ``text_hash: Utf8``
-- ``eval_hashes``: ``kind: Utf8 ("query" | "document"), hash: Utf8``: what training must never contain
+- ``eval_hashes``: ``set: Utf8, kind: Utf8 ("query" | "document"), hash: Utf8``: what training must never
+  contain, per evaluation set (FollowIR hub tasks included when configured)
 """
 
 from __future__ import annotations
@@ -37,16 +38,20 @@ def build_source_corpora(
         eval_sets.append(load_eval_set(spec))
         timings[f"load_eval_{spec.name}_s"] = round(time.perf_counter() - t, 2)
     fp = eval_fingerprint(eval_sets)
+    per_set = {s.name: eval_fingerprint([s]) for s in eval_sets}
     raw_examples, raw_docs = examples.height, documents.height
     examples, documents, guard = apply_leakage_guard(examples, documents, fp)
     weights = {spec.name: spec.weight for spec in train_specs}
     examples = nested_sample_order(examples, seed, weights)
     eval_hashes = pl.DataFrame(
-        {
-            "kind": ["query"] * len(fp.query_hashes) + ["document"] * len(fp.doc_hashes),
-            "hash": sorted(fp.query_hashes) + sorted(fp.doc_hashes),
-        },
-        schema={"kind": pl.Utf8, "hash": pl.Utf8},
+        [
+            (name, kind, h)
+            for name, f in per_set.items()
+            for kind, hashes in (("query", f.query_hashes), ("document", f.doc_hashes))
+            for h in sorted(hashes)
+        ],
+        schema={"set": pl.Utf8, "kind": pl.Utf8, "hash": pl.Utf8},
+        orient="row",
     )
     lengths = examples.join(documents.select("doc_id", "text"), left_on="positive_id", right_on="doc_id").select(
         pl.col("query").str.len_chars().alias("query_chars"), pl.col("text").str.len_chars().alias("doc_chars")
@@ -65,6 +70,9 @@ def build_source_corpora(
         "duplicates_removed": guard.duplicate_examples + (raw_docs - documents.height - guard.leaked_documents),
         "raw_examples": raw_examples,
         "eval_sets": [s.name for s in eval_specs],
+        "eval_fingerprints": {
+            n: {"queries": len(f.query_hashes), "documents": len(f.doc_hashes)} for n, f in per_set.items()
+        },
         "query_chars": lengths["query_chars"].describe().to_dicts() if lengths.height else [],
         "doc_chars_p50": float(lengths["doc_chars"].median() or 0),
         "doc_chars_p95": float(lengths["doc_chars"].quantile(0.95) or 0),

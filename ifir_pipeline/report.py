@@ -39,10 +39,15 @@ def _matrix(pq: pl.DataFrame, budget: int | None, recipe: str, task: str, metric
 
 
 def _reference(recipe: str, ref: str) -> str | None:
+    """The recipe a row is compared with: a control-writer recipe is compared within its writer."""
     base, writer = split_recipe(recipe)
     if ref == "writer_control":
         return None if writer is not None or base not in ("instruction_only", "dual_view") else f"{base}@offline"
-    return None if recipe == ref else ref
+    if ref == "instruction_only" and writer is not None:
+        ref = f"instruction_only@{writer}"
+    if ref == "base" and recipe == "base" or ref == recipe:
+        return None
+    return ref
 
 
 def build_report(per_query: pl.DataFrame, n_boot: int = 2000) -> pl.DataFrame:
@@ -216,3 +221,106 @@ def _png(fig, dpi: int) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     _pyplot().close(fig)
     return buf.getvalue()
+
+
+METRIC_HELP = {
+    "p-MRR": "-100..100: how far the documents whose label changed move when the instruction changes; higher means "
+    "the ranking follows the changed instruction, 0 means it ignores instructions (FollowIR, x100)",
+    "og_nDCG@5": "0..100: ranking quality under the original instructions (is retrieval still good?)",
+    "changed_nDCG@5": "0..100: ranking quality under the changed instructions",
+    "og_MAP": "0..100: mean average precision under the original instructions (FollowIR's MAP@1000)",
+    "changed_MAP": "0..100: mean average precision under the changed instructions",
+    "nDCG@10": "0..100: general retrieval without instructions (SciFact test): does training keep it?",
+}
+
+
+def _ci(row: dict[str, Any], ref: str) -> str:
+    d = row.get(f"delta_vs_{ref}")
+    if d is None:
+        return ""
+    return f"{d:+.2f} [{row[f'ci_low_vs_{ref}']:+.2f}, {row[f'ci_high_vs_{ref}']:+.2f}]"
+
+
+def summary_rows(report: pl.DataFrame, task: str = "cranfield-if-dev") -> list[dict[str, str]]:
+    """One row per (budget, recipe): the headline metrics and p-MRR's deltas with their 95% intervals."""
+    rows = []
+    pm = _ordered(report.filter((pl.col("task") == task) & (pl.col("metric") == "p-MRR")))
+    others = {(r["budget"], r["recipe"], r["task"], r["metric"]): r for r in report.iter_rows(named=True)}
+    for r in pm.iter_rows(named=True):
+        og = others.get((r["budget"], r["recipe"], task, "og_nDCG@5"))
+        gen = next(
+            (v for (b, rc, _t, m), v in others.items() if b == r["budget"] and rc == r["recipe"] and m == "nDCG@10"),
+            None,
+        )
+        rows.append(
+            {
+                "budget": str(r["budget"]) if r["recipe"] != "base" else "-",
+                "recipe": r["recipe"],
+                "seeds x queries": f"{r['seeds']} x {r['queries']}",
+                "p-MRR": f"{r['mean']:.2f}",
+                "vs base [95% CI]": _ci(r, "base"),
+                "vs instruction_only": _ci(r, "instruction_only"),
+                "vs offline writer": _ci(r, "writer_control"),
+                "og nDCG@5": f"{og['mean']:.2f}" if og else "",
+                "nDCG@10 (general)": f"{gen['mean']:.2f}" if gen else "",
+            }
+        )
+    return rows
+
+
+_COLORS = {
+    "no_instruction": "#8c564b",
+    "instruction_only": "#1f77b4",
+    "dual_view": "#d62728",
+    "diverse": "#2ca02c",
+    "instruction_only@offline": "#9ecae1",
+    "dual_view@offline": "#fc9272",
+}
+
+
+def svg_plot_markdown(report: pl.DataFrame, task: str = "cranfield-if-dev", metric: str = "p-MRR") -> str:
+    """A compact SVG of ``metric`` against budget (base dashed), as markdown short enough (under 1,000
+    characters) for the Dagster UI to render inline in the metadata table."""
+    import base64
+
+    sub = report.filter((pl.col("task") == task) & (pl.col("metric") == metric))
+    if sub.height == 0:
+        return "_no scores yet_"
+    budgets = sorted({b for b, r in sub.select("budget", "recipe").iter_rows() if r != "base"})
+    lo, hi = float(sub["mean"].min()), float(sub["mean"].max())
+    span = max(hi - lo, 1e-6)
+    w, h, pad = 260, 90, 12
+
+    def x(b: int) -> int:
+        return pad if len(budgets) < 2 else int(pad + (w - 4 * pad) * budgets.index(b) / (len(budgets) - 1))
+
+    def y(v: float) -> int:
+        return int(h - pad - (h - 2 * pad) * (v - lo) / span)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-size="9">']
+    base = sub.filter(pl.col("recipe") == "base")
+    if base.height:
+        yb = y(float(base["mean"].mean()))
+        parts.append(f'<path d="M{pad} {yb}H{w - 3 * pad}" stroke="#888" stroke-dasharray="3"/>')
+    for recipe, color in _COLORS.items():
+        r = sub.filter(pl.col("recipe") == recipe).sort("budget")
+        if r.height == 0:
+            continue
+        pts = " ".join(f"{x(b)},{y(v)}" for b, v in zip(r["budget"], r["mean"], strict=True))
+        if r.height == 1:  # one budget: a short mark instead of a line of one point
+            pts = f"{x(r['budget'][0])},{y(r['mean'][0])} {x(r['budget'][0]) + 12},{y(r['mean'][0])}"
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
+        last = r.row(-1, named=True)
+        tx = x(last["budget"]) + (15 if r.height == 1 else 3)
+        parts.append(f'<text x="{tx}" y="{y(last["mean"]) + 3}" fill="{color}">{recipe}</text>')
+    parts.append("</svg>")
+    svg = "".join(parts)
+    md = f"![{metric} by budget](data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()})"
+    if len(md) >= 1000:  # too many recipes for an inline picture: the core ones only
+        keep = ["base", "instruction_only", "dual_view"]
+        return (
+            svg_plot_markdown(report.filter(pl.col("recipe").is_in(keep)), task, metric)
+            if set(sub["recipe"]) - set(keep)
+            else md
+        )
+    return md

@@ -28,6 +28,17 @@ def _mteb_version() -> str:
     return mteb.__version__
 
 
+def _embedding_cache(root: Path | None, checkpoint: dict[str, Any]) -> Path | None:
+    """A folder per checkpoint weights (computed once per checkpoint dict)."""
+    if root is None:
+        return None
+    if "_emb_key" not in checkpoint:
+        from ifir_pipeline.versions import checkpoint_version
+
+        checkpoint["_emb_key"] = checkpoint_version([checkpoint["path"]])
+    return Path(root) / checkpoint["_emb_key"]
+
+
 def score_checkpoints(
     checkpoints: list[dict[str, Any]],
     eval_sets: list[FollowIRSet | RetrievalSet],
@@ -37,7 +48,10 @@ def score_checkpoints(
     base_cache_dir: Path,
     batch_size: int = 64,
     log: Callable[[str], None] = print,
+    embedding_cache_dir: Path | None = None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """Score every checkpoint on every set; with ``embedding_cache_dir`` each checkpoint's embeddings of an
+    evaluation corpus are cached under a folder named by its weights' hash (mteb's CachedEmbeddingWrapper)."""
     from ifir_pipeline.encoders import load_encoder
 
     summary_rows, per_query_parts, timings = [], [], {}
@@ -61,9 +75,10 @@ def score_checkpoints(
                     f"scoring {recipe} seed {seed} on {data.name} "
                     f"({data.corpus.height} documents, {data.queries.height} queries)"
                 )
-                res = score(model, data, batch_size=batch_size)
+                res = score(model, data, batch_size=batch_size, cache_dir=_embedding_cache(embedding_cache_dir, ck))
                 main, per_query, mteb_result = res.main, res.per_query, res.mteb_result
                 timings[f"{data.name}_seconds"] = res.seconds
+                log(f"{data.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in main.items()) + f" ({res.seconds:.0f}s)")
                 if recipe == "base":
                     atomic_write_json(cached / "main.json", main)
                     atomic_write_json(cached / "mteb.json", mteb_result)

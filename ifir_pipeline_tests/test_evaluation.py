@@ -104,3 +104,28 @@ def test_hub_revisions_are_pinned_from_mteb():
 
     path, rev = hub_task_dataset("Robust04InstructionRetrieval")
     assert path == "mteb/Robust04InstructionRetrieval" and len(rev) == 40
+
+
+def test_a_checkpoint_encodes_an_evaluation_corpus_once(tiny_followir, tmp_path, encoder, monkeypatch):
+    data = load_followir_local(tiny_followir)
+    first = score(encoder, data, cache_dir=tmp_path / "emb")
+    calls = []
+    for name in ("encode", "encode_query", "encode_document"):
+        real = getattr(encoder, name)
+        monkeypatch.setattr(encoder, name, lambda *a, _r=real, **k: calls.append(1) or _r(*a, **k))
+    again = score(encoder, data, cache_dir=tmp_path / "emb")
+    assert calls == []  # every text came from mteb's embedding cache
+    assert again.main == first.main
+    score(encoder, data, cache_dir=tmp_path / "other")
+    assert calls  # the counting is live: a cold cache encodes
+
+
+def test_quick_evaluation_is_a_documented_subset(tiny_beir_eval):
+    from ifir_pipeline.evaluation import quick_subset
+
+    full = load_beir(tiny_beir_eval)
+    quick = quick_subset(full, n_queries=5, n_docs=20)
+    assert quick.queries.height == 5 and quick.name.endswith("-quick")
+    judged = set(quick.qrels["doc_id"])
+    assert judged <= set(quick.corpus["doc_id"]) and quick.corpus.height == max(20, len(judged))
+    assert quick_subset(full, 5, 20).corpus["doc_id"].to_list() == quick.corpus["doc_id"].to_list()  # seeded

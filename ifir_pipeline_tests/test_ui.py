@@ -2,16 +2,15 @@
 on 127.0.0.1 serving an instance that holds a materialized tiny chain."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from ifir_pipeline_tests.conftest import free_port
+from ifir_pipeline_tests.conftest import free_port, wait_for_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -34,6 +33,7 @@ def webserver(tmp_path_factory, tiny_train_beir, tiny_followir):
 
     from ifir_pipeline.definitions import ASSETS as ASSET_DEFS
     from ifir_pipeline.definitions import build_resources
+    from ifir_pipeline.defs.quality_checked_pairs.checks import quality_checks
     from ifir_pipeline.partitions import budget_recipe_key
     from ifir_pipeline.resources import DataSources, EvaluationSettings, QualitySettings, TrainingSettings
 
@@ -59,8 +59,9 @@ def webserver(tmp_path_factory, tiny_train_beir, tiny_followir):
             (["trained_checkpoint", "followir_scores"], budget_recipe_key(8, "dual_view")),
             (["budget_report"], None),
         ):
+            defs = [*ASSET_DEFS, *quality_checks] if "quality_checked_pairs" in selection else ASSET_DEFS
             assert materialize(
-                ASSET_DEFS, selection=selection, partition_key=partition, resources=resources, instance=instance
+                defs, selection=selection, partition_key=partition, resources=resources, instance=instance
             ).success
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "IFIR_HOME": str(root)}
@@ -81,14 +82,7 @@ def webserver(tmp_path_factory, tiny_train_beir, tiny_followir):
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/server_info", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
+    if not wait_for_http(f"{base}/server_info", 120):
         proc.kill()
         pytest.fail("dagster-webserver did not answer within 120 s")
     yield base
@@ -120,15 +114,37 @@ def test_asset_graph_and_budget_report_in_a_browser(webserver, tmp_path):
             page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=str(shots / "assets.png"), full_page=True)
         page.goto(f"{webserver}/assets/budget_report", wait_until="networkidle")
-        page.get_by_text("table", exact=True).first.wait_for(timeout=60_000)
+        page.get_by_text("summary", exact=True).first.wait_for(timeout=60_000)
         page.get_by_text("plot", exact=True).first.wait_for(timeout=60_000)
         assert not page.get_by_text("Join the Dagster community").count()  # nux is off in this instance
+        # the answer without a click: the plot drawn inline, the table with its intervals, what metrics mean
+        inline = page.locator("img[src^='data:image/svg+xml']").first
+        inline.wait_for(timeout=30_000)
+        assert inline.evaluate("img => img.naturalWidth") > 100
+        assert page.get_by_text("vs base [95% CI]").count() and page.get_by_text("higher means").count()
         page.screenshot(path=str(shots / "budget_report.png"), full_page=True)
         page.get_by_text("[Show Markdown]").first.click()
         plot = page.locator("img[src^='data:image/png']").first
         plot.wait_for(timeout=30_000)
         assert plot.evaluate("img => img.naturalWidth") > 300  # the PNG plot decoded and rendered
         page.screenshot(path=str(shots / "budget_report_plot.png"), full_page=True)
+        page.keyboard.press("Escape")
+        # the sensor's page, its test evaluation from cursor 0: budget 8's gate passed, four runs requested
+        page.goto(f"{webserver}/automation", wait_until="networkidle")
+        page.get_by_text("retrain_on_new_pairs").first.click()
+        page.wait_for_load_state("networkidle")
+        page.get_by_text("starts from 'now'", exact=False).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(shots / "sensor.png"), full_page=True)
+        page.get_by_role("button", name="Preview tick result").first.click()
+        dialog = page.get_by_role("dialog")
+        dialog.wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "sensor_preview_dialog.png"), full_page=True)
+        dialog.get_by_role("textbox").first.fill("0")
+        dialog.get_by_role("button", name=re.compile("Continue|Evaluate|Preview")).last.click()
+        # budget 8's materialization passed its blocking checks: its four trained core recipes are requested
+        page.get_by_text("4 run requests").first.wait_for(timeout=60_000)
+        assert page.get_by_text("Requested runs (4)").count()
+        page.screenshot(path=str(shots / "sensor_gated_request.png"), full_page=True)
         browser.close()
-    print(f"screenshots: {shots / 'assets.png'}, {shots / 'budget_report.png'}, {shots / 'budget_report_plot.png'}")
+    print(f"screenshots: {sorted(str(p) for p in shots.glob('*.png'))}")
     assert (shots / "budget_report.png").stat().st_size > 10_000

@@ -253,7 +253,8 @@ def load_eval_set(spec: SourceSpec) -> FollowIRSet | RetrievalSet:
     if spec.format == "followir":
         return load_followir_local(spec.path, spec.name)
     if spec.format == "followir-hub":
-        return load_followir_hub(spec.path)
+        # path: the task name; corpus_path: a local folder laid out like the hub repository (else the hub)
+        return load_followir_hub(spec.path, spec.corpus_path)
     if spec.format == "beir":
         return load_beir(spec.path, spec.split, spec.name)
     if spec.format == "scifact":

@@ -48,6 +48,10 @@ class FollowIRSet:
     qrel_diff: pl.DataFrame
     name: str
     revision: str
+    # set for FollowIR's real sets: mteb's task name and the dataset path it reads (the hub repository, or a
+    # local folder laid out like it); scoring then goes through mteb's own task class
+    hub_task: str | None = None
+    hub_path: str | None = None
 
     def query_texts(self) -> dict[str, str]:
         """Query id to the text a model reads: query + " " + instruction, as mteb builds it."""
@@ -137,32 +141,60 @@ def load_followir_local(folder: str | Path, name: str | None = None) -> FollowIR
     return s
 
 
-def load_followir_hub(task_name: str, revision: str | None = None) -> FollowIRSet:  # pragma: no cover - needs the hub
-    """Load one of FollowIR's real sets from the Hugging Face hub at a pinned revision."""
-    import datasets
+def mteb_followir_task(task_name: str, dataset_path: str | None = None):
+    """mteb's own task class for a FollowIR set, reading ``dataset_path`` (a local folder laid out like the
+    hub repository) instead of the hub when given. A subclass with its own metadata: mteb's class is untouched.
+    """
+    import mteb
 
-    path, pinned = hub_task_dataset(task_name)
-    rev = revision or pinned
+    if task_name not in HUB_FOLLOWIR_TASKS:
+        raise ValueError(f"unknown FollowIR task {task_name!r}; known: {list(HUB_FOLLOWIR_TASKS)}")
+    cls = type(mteb.get_task(task_name))
+    if dataset_path is None:
+        return cls()
+    meta = cls.metadata.model_copy(update={"dataset": {**cls.metadata.dataset, "path": str(dataset_path)}})
+    return type(cls.__name__, (cls,), {"metadata": meta})()
 
-    def cfg(name: str) -> datasets.Dataset:
-        ds = datasets.load_dataset(path, name, revision=rev)
-        return ds[next(iter(ds))]
 
-    corpus = cfg("corpus").to_polars()
-    queries = cfg("queries").to_polars()
-    instr = cfg("instruction").to_polars()
-    qrels = cfg("default").to_polars()
-    top = cfg("top_ranked").to_polars()
-    diff = cfg("qrel_diff").to_polars()
+def load_followir_hub(task_name: str, dataset_path: str | None = None) -> FollowIRSet:
+    """One of FollowIR's real sets, loaded by mteb's own task (its loader, its configs, the revision it pins):
+    ``dataset_path`` is the hub repository by default, or a local folder laid out like it."""
+    from datasets import load_dataset
+
+    task = mteb_followir_task(task_name, dataset_path)
+    task.load_data()
+    split = task.dataset["default"]["test"]
+    corpus, queries = split["corpus"], split["queries"]
+    path, revision = task.metadata.dataset["path"], task.metadata.dataset["revision"]
+    diff = load_dataset(path, "qrel_diff", split="qrel_diff", revision=revision)
+    titles = corpus["title"] if "title" in corpus.column_names else [""] * len(corpus)
+    qrels = [(q, d, int(v)) for q, docs in split["relevant_docs"].items() for d, v in docs.items()]
+    top = split["top_ranked"] or {}
     return FollowIRSet(
-        corpus=corpus.select(pl.col("_id").alias("doc_id"), pl.col("title").fill_null(""), pl.col("text")),
-        queries=queries.select(pl.col("_id").alias("query_id"), pl.col("text")),
-        instructions=instr.select(pl.col("query-id").alias("query_id"), pl.col("instruction")),
-        qrels=qrels.select(
-            pl.col("query-id").alias("query_id"), pl.col("corpus-id").alias("doc_id"), pl.col("score").cast(pl.Int32)
+        corpus=pl.DataFrame(
+            {"doc_id": corpus["id"], "title": [t or "" for t in titles], "text": corpus["text"]},
+            schema={"doc_id": pl.Utf8, "title": pl.Utf8, "text": pl.Utf8},
         ),
-        top_ranked=top.select(pl.col("query-id").alias("query_id"), pl.col("corpus-ids").alias("doc_ids")),
-        qrel_diff=diff.select(pl.col("query-id").alias("query_id"), pl.col("corpus-ids").alias("doc_ids")),
+        queries=pl.DataFrame(
+            {"query_id": queries["id"], "text": queries["text"]}, schema={"query_id": pl.Utf8, "text": pl.Utf8}
+        ),
+        instructions=pl.DataFrame(
+            {"query_id": queries["id"], "instruction": queries["instruction"]},
+            schema={"query_id": pl.Utf8, "instruction": pl.Utf8},
+        ),
+        qrels=pl.DataFrame(qrels, schema={"query_id": pl.Utf8, "doc_id": pl.Utf8, "score": pl.Int32}, orient="row"),
+        top_ranked=pl.DataFrame(
+            {"query_id": list(top), "doc_ids": [list(map(str, v)) for v in top.values()]}, schema=LIST_SCHEMA
+        ),
+        qrel_diff=pl.DataFrame(
+            {
+                "query_id": [str(x) for x in diff["query-id"]],
+                "doc_ids": [list(map(str, v)) for v in diff["corpus-ids"]],
+            },
+            schema=LIST_SCHEMA,
+        ),
         name=task_name,
-        revision=str(rev),
+        revision=str(revision),
+        hub_task=task_name,
+        hub_path=str(path),
     )

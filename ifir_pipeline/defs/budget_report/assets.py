@@ -5,7 +5,16 @@ from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, a
 
 from ifir_pipeline.defs._metadata import png_markdown
 from ifir_pipeline.io_manager import read_artifact
-from ifir_pipeline.report import build_report, delta_markdown, headline_table, plot_png, to_markdown
+from ifir_pipeline.report import (
+    METRIC_HELP,
+    build_report,
+    delta_markdown,
+    headline_table,
+    plot_png,
+    summary_rows,
+    svg_plot_markdown,
+    to_markdown,
+)
 from ifir_pipeline.resources import ArtifactStore
 from ifir_pipeline.storage import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from ifir_pipeline.versions import REPORT_CODE, content_version
@@ -65,12 +74,26 @@ def collect_per_query(asset_root: str) -> tuple[pl.DataFrame, list[dict]]:
     return (pl.concat(parts) if parts else pl.DataFrame()), stale
 
 
+def _table(rows: list[dict[str, str]]) -> MetadataValue:
+    """An inline table in the UI (rendered in place, unlike long markdown)."""
+    from dagster import TableColumn, TableRecord, TableSchema
+
+    if not rows:
+        return MetadataValue.text("no rows")
+    columns = list(rows[0])
+    return MetadataValue.table(
+        records=[TableRecord({c: str(r.get(c, "")) for c in columns}) for r in rows],
+        schema=TableSchema(columns=[TableColumn(c, "string") for c in columns]),
+    )
+
+
 @asset(
     group_name="evaluation",
     deps=["followir_scores"],
     code_version=REPORT_CODE,
-    description="Recipes x budgets: p-MRR and nDCG, deltas against base and instruction_only with paired "
-    "bootstrap 95% intervals over queries, and a plot. Reads every followir_scores partition stored so far.",
+    description="Recipes x budgets (and writers): p-MRR and nDCG, deltas against base, instruction_only and the "
+    "offline writer with seed-aware 95% intervals (seeds, then queries, resampled), and a plot. Reads every "
+    "current followir_scores partition; stale ones (other pairs or code) are left out and listed.",
     kinds={"polars", "matplotlib"},
 )
 def budget_report(context: AssetExecutionContext, store: ArtifactStore):
@@ -106,10 +129,13 @@ def budget_report(context: AssetExecutionContext, store: ArtifactStore):
                 if stale
                 else "_none_"
             ),
+            "summary": _table(summary_rows(report)),
+            "p-MRR by budget": MetadataValue.md(svg_plot_markdown(report)),
+            "metrics": _table([{"metric": m, "meaning": h} for m, h in METRIC_HELP.items()]),
             "table": MetadataValue.md(to_markdown(wide)),
             "plot": png_markdown(png, "budget report"),
-            "report_markdown": MetadataValue.path(str(out / "budget_report.md")),
-            "plot_png": MetadataValue.path(str(out / "budget_report.png")),
+            "report_markdown": MetadataValue.url(f"file://{out / 'budget_report.md'}"),
+            "plot_png": MetadataValue.url(f"file://{out / 'budget_report.png'}"),
             "partitions_scored": per_query.select("budget", "recipe").unique().height,
         },
     )

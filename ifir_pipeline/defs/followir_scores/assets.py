@@ -2,7 +2,8 @@ import polars as pl
 from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, asset
 
 from ifir_pipeline.defs._metadata import stats_metadata
-from ifir_pipeline.loaders import FollowIRSet, SourceSpec, load_eval_set
+from ifir_pipeline.evaluation import quick_subset
+from ifir_pipeline.loaders import FollowIRSet, load_eval_set
 from ifir_pipeline.partitions import budget_recipe_partitions
 from ifir_pipeline.report import to_markdown
 from ifir_pipeline.resources import ArtifactStore, DataSources, EvaluationSettings
@@ -12,9 +13,13 @@ from ifir_pipeline.versions import SCORING_CODE, content_version
 
 def eval_sets(sources: DataSources, evaluation: EvaluationSettings) -> list:
     sets = [load_eval_set(s) for s in sources.eval_specs()]
-    sets += [load_eval_set(SourceSpec(name=t, format="followir-hub", path=t)) for t in evaluation.hub_followir_tasks]
+    sets += [load_eval_set(spec) for spec in evaluation.hub_specs()]
     if not evaluation.general:
         sets = [s for s in sets if isinstance(s, FollowIRSet)]
+    if evaluation.general_size not in ("full", "quick"):
+        raise ValueError(f"EvaluationSettings.general_size must be 'full' or 'quick', got {evaluation.general_size!r}")
+    if evaluation.general_size == "quick":
+        sets = [s if isinstance(s, FollowIRSet) else quick_subset(s) for s in sets]
     return sets
 
 
@@ -43,6 +48,7 @@ def followir_scores(
         store.cache_dir("base_scores"),
         evaluation.batch_size,
         context.log.info,
+        embedding_cache_dir=store.cache_dir("eval_embeddings"),
     )
     wide = tables["summary"].pivot(on="metric", index=["task", "seed"], values="value").sort("task", "seed")
     headline = {k.split("/")[1] + f" ({k.split('/')[0]})": v for k, v in stats["means"].items()}

@@ -14,7 +14,9 @@ def _gx_result(gx: dict) -> dict:
     asset=quality_checked_pairs,
     blocking=True,
     partitions_def=budget_partitions,
-    description="GX suite: schema, text bounds, uniqueness per view, I' differs from I.",
+    description="GX suite: the accepted-pairs schema, non-empty texts within bounds (instructions up to "
+    "QualitySettings.max_instruction_chars, 1,200 by default), unique pair ids, unique (query, instruction) per "
+    "view, I' different from I and token Jaccard(I, I') at most max_instruction_similarity (0.9).",
 )
 def pairs_expectations(quality_checked_pairs: dict) -> AssetCheckResult:
     gx = quality_checked_pairs["gate"]["gx_pairs"]
@@ -25,18 +27,24 @@ def pairs_expectations(quality_checked_pairs: dict) -> AssetCheckResult:
     asset=quality_checked_pairs,
     blocking=True,
     partitions_def=budget_partitions,
-    description="GX suite: no evaluation query or document in the accepted pairs.",
+    description="GX suite: no evaluation query, instruction or document (of every evaluation set, FollowIR hub "
+    "tasks included when configured) in the accepted pairs.",
 )
 def no_evaluation_leakage(quality_checked_pairs: dict) -> AssetCheckResult:
-    gx = quality_checked_pairs["gate"]["gx_leakage"]
-    return AssetCheckResult(passed=bool(gx["success"]), metadata=_gx_result(gx))
+    gate = quality_checked_pairs["gate"]
+    gx = gate["gx_leakage"]
+    return AssetCheckResult(
+        passed=bool(gx["success"]),
+        metadata={**_gx_result(gx), "fingerprinted": MetadataValue.json(gate.get("eval_fingerprints", {}))},
+    )
 
 
 @asset_check(
     asset=quality_checked_pairs,
     blocking=True,
     partitions_def=budget_partitions,
-    description="The share of synthesized pairs that passed is above the configured threshold.",
+    description="Of the synthesized pairs that can swap, the share that passed verification is at least "
+    "QualitySettings.min_accepted_share (0.5 by default); pairs that cannot swap are counted apart.",
 )
 def accepted_share(quality_checked_pairs: dict) -> AssetCheckResult:
     gate = quality_checked_pairs["gate"]

@@ -2,7 +2,7 @@ from dagster import AssetExecutionContext, DataVersion, MaterializeResult, Outpu
 
 from ifir_pipeline.defs._metadata import preview, stats_metadata
 from ifir_pipeline.pool import build_source_corpora
-from ifir_pipeline.resources import DataSources
+from ifir_pipeline.resources import DataSources, EvaluationSettings
 from ifir_pipeline.versions import POOL_CODE, content_version
 
 
@@ -13,8 +13,10 @@ from ifir_pipeline.versions import POOL_CODE, content_version
     "in one seeded, stratified, nested sample order.",
     kinds={"polars"},
 )
-def source_corpora(context: AssetExecutionContext, sources: DataSources):
-    tables, stats = build_source_corpora(sources.train_specs(), sources.eval_specs(), sources.seed)
+def source_corpora(context: AssetExecutionContext, sources: DataSources, evaluation: EvaluationSettings):
+    # every set the pipeline evaluates on is guarded out, FollowIR's hub tasks included when configured
+    eval_specs = sources.eval_specs() + evaluation.hub_specs()
+    tables, stats = build_source_corpora(sources.train_specs(), eval_specs, sources.seed)
     context.log.info(
         f"pool: {stats['examples']} examples, {stats['documents']} documents; leakage guard removed "
         f"{stats['leakage_removed_queries']} queries and {stats['leakage_removed_documents']} documents"

@@ -127,7 +127,8 @@ def trained_checkpoint(
             }
         )
     metadata = {
-        "checkpoint_path": checkpoints[0]["path"],
+        "checkpoint_path": MetadataValue.path(checkpoints[0]["path"]),
+        "checkpoint_link": MetadataValue.url(f"file://{checkpoints[0]['path']}"),
         **({"checkpoint_uri": checkpoints[0]["uri"]} if checkpoints[0]["uri"] else {}),
         "checkpoint_paths": MetadataValue.json([c["path"] for c in checkpoints]),
         "recipe": recipe,
