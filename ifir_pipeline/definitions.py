@@ -18,6 +18,7 @@ from ifir_pipeline.defs.source_corpora.assets import source_corpora
 from ifir_pipeline.defs.trained_checkpoint.assets import trained_checkpoint
 from ifir_pipeline.io_manager import ArtifactIOManager
 from ifir_pipeline.partitions import budget_partitions
+from ifir_pipeline.remote import EcsTraining
 from ifir_pipeline.resources import (
     AchievabilitySettings,
     ArtifactStore,
@@ -114,6 +115,7 @@ def build_resources(root: str | None = None, **overrides: Any) -> dict[str, Any]
         "training": TrainingSettings(),
         "evaluation": EvaluationSettings(),
         "pipes_subprocess_client": PipesSubprocessClient(),
+        "ecs_training": EcsTraining(),
     }
     resources.update(overrides)
     return resources

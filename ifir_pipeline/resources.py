@@ -183,7 +183,9 @@ class TrainingSettings(ConfigurableResource):
     max_seq_length: int = 128
     precision: str = "auto"
     cached_loss_mini_batch: int = 0
-    execution: str = "in_process"  # in_process | pipes_subprocess
+    # in_process | pipes_subprocess (a local process through Dagster Pipes) | pipes_ecs (a GPU task on AWS ECS
+    # through Dagster Pipes; needs an S3 artifact store and the `ecs_training` resource)
+    execution: str = "in_process"
 
 
 class EvaluationSettings(ConfigurableResource):

@@ -327,7 +327,10 @@ def train_recipe(
         "final_loss": losses[-1] if losses else float(result.training_loss),
         "loss_curve": losses,
         "resumed": resume,
+        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
     }
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process writes the checkpoint
+        return info
     with atomic_directory(output_dir) as staging:
         model.save(str(staging))
         (staging / "ifir_lineage.json").write_text(json.dumps(info, indent=2, default=str))

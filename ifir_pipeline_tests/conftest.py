@@ -141,3 +141,41 @@ def encoder():
     from ifir_pipeline.encoders import load_encoder
 
     return load_encoder("packaged", max_seq_length=128)
+
+
+BUCKET = "ifir-test"
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    mp.setenv("AWS_ENDPOINT_URL", endpoint)
+    from ifir_pipeline.s3_storage import s3_client
+
+    s3_client(endpoint).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    mp.undo()
+    proc.terminate()
+    proc.wait(timeout=10)

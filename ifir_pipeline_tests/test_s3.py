@@ -1,14 +1,9 @@
 """Storage on S3 through dagster-aws, tested against moto's S3 server on 127.0.0.1 (started here)."""
 
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import polars as pl
-import pytest
 from dagster import DagsterInstance, materialize
 
 from ifir_pipeline.definitions import ASSETS, build_resources
@@ -17,37 +12,7 @@ from ifir_pipeline.loaders import load_beir
 from ifir_pipeline.partitions import budget_recipe_key
 from ifir_pipeline.resources import ArtifactStore, DataSources, EvaluationSettings, QualitySettings, TrainingSettings
 from ifir_pipeline.s3_storage import current_version, s3_client, upload_folder
-from ifir_pipeline_tests.conftest import free_port
-
-BUCKET = "ifir-test"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-    mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    mp.setenv("AWS_ENDPOINT_URL", endpoint)
-    s3_client(endpoint).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    mp.undo()
-    proc.terminate()
-    proc.wait(timeout=10)
+from ifir_pipeline_tests.conftest import BUCKET
 
 
 def test_whole_chain_on_s3_and_rebuilt_from_s3_alone(moto_endpoint, tmp_path, tiny_train_beir, tiny_followir):

@@ -17,6 +17,7 @@ from ifir_pipeline.defs._metadata import stats_metadata
 from ifir_pipeline.encoders import resolve_model_path
 from ifir_pipeline.hashing import frame_hash
 from ifir_pipeline.partitions import budget_recipe_partitions
+from ifir_pipeline.remote import EcsTraining, train_on_ecs
 from ifir_pipeline.resources import ArtifactStore, EncoderResource, TrainingSettings
 from ifir_pipeline.storage import atomic_write_parquet
 from ifir_pipeline.training import TrainConfig, check_batch_size, recipe_rows, train_recipe
@@ -56,6 +57,7 @@ def trained_checkpoint(
     encoder: EncoderResource,
     store: ArtifactStore,
     pipes_subprocess_client: PipesSubprocessClient,
+    ecs_training: EcsTraining,
 ):
     keys = context.partition_key.keys_by_dimension
     budget, recipe = int(keys["budget"]), keys["recipe"]
@@ -112,9 +114,17 @@ def trained_checkpoint(
                 },
             )
             info = invocation.get_custom_messages()[-1]
-        else:
+        elif training.execution == "pipes_ecs":
+            # inputs up to S3, a GPU task on ECS, the checkpoint back from S3 (a local copy for scoring)
+            info = train_on_ecs(context, ecs_training, store, rows, cfg, seed, lineage, budget, recipe)
+        elif training.execution == "in_process":
             info = train_recipe(rows, out, cfg, seed, lineage, log=context.log.info)
-        uri = store.publish(out)
+        else:
+            raise Failure(
+                description=f"unknown TrainingSettings.execution {training.execution!r}; "
+                "use in_process, pipes_subprocess or pipes_ecs"
+            )
+        uri = info.get("checkpoint_uri") or store.publish(out)
         checkpoints.append(
             {
                 "uri": uri,
