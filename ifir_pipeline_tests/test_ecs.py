@@ -219,6 +219,11 @@ def _task(status, exit_code=None, reason=None, stopped=None):
     return t
 
 
+OOM_KILLED = _task(
+    "STOPPED", 137, "OutOfMemoryError: Container killed due to memory usage", "Essential container in task exited"
+)
+
+
 @pytest.mark.parametrize(
     ("responses", "expected"),
     [
@@ -227,32 +232,8 @@ def _task(status, exit_code=None, reason=None, stopped=None):
                 ("describe_task_definition", {"taskDefinition": TASK_DEF}),
                 ("run_task", {"tasks": [_task("PROVISIONING")], "failures": []}),
                 ("describe_tasks", {"tasks": [_task("RUNNING")]}),
-                (
-                    "describe_tasks",
-                    {
-                        "tasks": [
-                            _task(
-                                "STOPPED",
-                                137,
-                                "OutOfMemoryError: Container killed due to memory usage",
-                                "Essential container in task exited",
-                            )
-                        ]
-                    },
-                ),
-                (
-                    "describe_tasks",
-                    {
-                        "tasks": [
-                            _task(
-                                "STOPPED",
-                                137,
-                                "OutOfMemoryError: Container killed due to memory usage",
-                                "Essential container in task exited",
-                            )
-                        ]
-                    },
-                ),
+                ("describe_tasks", {"tasks": [OOM_KILLED]}),  # the waiter sees it stopped
+                ("describe_tasks", {"tasks": [OOM_KILLED]}),  # PipesECSClient's final description
             ],
             "Essential container in task exited; container ifir-train: exit code 137 OutOfMemoryError",
         ),

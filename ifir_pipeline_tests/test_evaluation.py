@@ -129,3 +129,22 @@ def test_quick_evaluation_is_a_documented_subset(tiny_beir_eval):
     judged = set(quick.qrels["doc_id"])
     assert judged <= set(quick.corpus["doc_id"]) and quick.corpus.height == max(20, len(judged))
     assert quick_subset(full, 5, 20).corpus["doc_id"].to_list() == quick.corpus["doc_id"].to_list()  # seeded
+
+
+def test_seed_aware_intervals_widen_with_seed_spread():
+    from ifir_pipeline.evaluation import seed_query_bootstrap
+
+    rng = np.random.default_rng(7)
+    queries = rng.normal(0, 4, 40)  # per-query difficulty shared by both recipes (paired)
+    ref = queries[None, :] + rng.normal(0, 1, (3, 40))
+    width = {}
+    for spread in (0.0, 3.0):
+        seed_effect = np.array([-spread, 0.0, spread])[:, None]  # a known effect of the training seed
+        mine = queries[None, :] + 2.0 + seed_effect + rng.normal(0, 1, (3, 40))
+        d, lo, hi = seed_query_bootstrap(mine, ref, n_boot=4000, seed=1)
+        assert lo < 2.0 < hi or spread == 0.0  # the true difference is 2
+        width[spread] = hi - lo
+    assert width[3.0] > 2 * width[0.0]  # seeds that disagree widen the interval
+    one_seed = seed_query_bootstrap(mine[:1], ref[:1], n_boot=2000, seed=1)
+    a, b = mine[:1].ravel(), ref[:1].ravel()
+    assert np.allclose(one_seed, paired_bootstrap(a, b, n_boot=2000, seed=1), atol=0.3)  # one seed: paired bootstrap
