@@ -183,12 +183,13 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def cached_encoder(model, cache_dir):
-    """mteb's own embedding cache around a sentence-transformers model: each evaluation corpus is encoded once
-    per checkpoint (``cache_dir`` names the checkpoint), so re-scoring it encodes nothing again."""
-    from mteb.models.cache_wrappers import CachedEmbeddingWrapper
+    """A sentence-transformers model as mteb wraps it, with its embeddings cached in ``cache_dir`` (one folder
+    per checkpoint): each evaluation corpus is encoded once per checkpoint (see :mod:`ifir_pipeline.eval_cache`)."""
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
-    return CachedEmbeddingWrapper(SentenceTransformerEncoderWrapper(model), cache_dir)
+    from ifir_pipeline.eval_cache import CheckpointEmbeddingCache
+
+    return CheckpointEmbeddingCache(SentenceTransformerEncoderWrapper(model), cache_dir)
 
 
 def quick_subset(data: RetrievalSet, n_queries: int = 100, n_docs: int = 1500, seed: int = 0) -> RetrievalSet:

@@ -69,6 +69,18 @@ def status(instance: DagsterInstance, defs: Definitions, asset: str, partition: 
     return False, "up to date"
 
 
+def failure_message(result) -> str:
+    """The cause of a failed in-process run, as its step said it (a Failure's description, an error's message)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = getattr(event.event_specific_data, "error", None)
+            if error is not None:
+                text = error.message.strip()
+                return text.split(": ", 1)[1] if text.startswith("dagster.") and ": " in text else text
+    failures = [e for e in result.all_events if e.is_failure]
+    return failures[0].message if failures else "run failed"
+
+
 def run_if_needed(
     instance: DagsterInstance,
     defs: Definitions,
@@ -123,9 +135,7 @@ def materialize_stale_and_missing(
             raise_on_error=False,
         )
         if not result.success:
-            failures = [e for e in result.all_events if e.is_failure]
-            msg = failures[0].message if failures else "run failed"
-            raise SystemExit(f"ifir: materializing {selection} ({partition}) failed: {msg}")
+            raise SystemExit(f"ifir: materializing {selection} ({partition}) failed: {failure_message(result)}")
         if with_checks:
             failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
             if failed:

@@ -268,7 +268,8 @@ class MessagesAPIServer:
 
 
 def main() -> None:
-    """``python -m ifir_pipeline.testing.messages_api_server [--latency S]``: serve until stdin closes.
+    """``python -m ifir_pipeline.testing.messages_api_server [--latency S] [--api-key K]``: serve until stdin
+    closes.
 
     Prints the base URL on the first line, so a benchmark can run the server in its own process (a real API
     server does not share the client's interpreter lock).
@@ -278,8 +279,9 @@ def main() -> None:
 
     p = argparse.ArgumentParser()
     p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--api-key", default=None, help="answer any other key with 401 authentication_error")
     args = p.parse_args()
-    with MessagesAPIServer(Behaviour(latency_s=args.latency)) as server:
+    with MessagesAPIServer(Behaviour(latency_s=args.latency, api_key=args.api_key)) as server:
         print(server.base_url, flush=True)
         sys.stdin.read()
 
