@@ -184,3 +184,25 @@ def test_record_once_with_a_key_then_replay_without_one(tmp_path):
     assert fallback.seen == [] and rstats["rows_by_writer"] == {"recorded": 5, "skipped": 1}
     ok = frame["status"] == "ok"
     assert replay.filter(ok)["instruction_reversed"].to_list() == frame.filter(ok)["instruction_reversed"].to_list()
+
+
+def test_the_gate_rejects_pairs_that_cannot_swap_and_measures_the_writer_on_the_rest():
+    from ifir_pipeline.verification import VerifyConfig, verify_frame
+
+    rows = pl.DataFrame(
+        {
+            "pair_id": ["a", "b", "c"],
+            "query": ["q1", "q2", "q3"],
+            "instruction_og": ["Relevant documents discuss glacier melt.", None, "I recorded"],
+            "instruction_reversed": ["Relevant documents discuss coral bleaching.", None, ""],
+            "positive_id": ["p", "p", "p"],
+            "negative_id": ["n", "n", "n"],
+            "status": ["ok", "skipped", "failed"],
+            "failure_reason": [None, "swap_not_achievable", "not_achievable"],
+            "writer": ["offline", "skipped", "recorded"],
+        }
+    )
+    texts = {"p": "A study of glacier melt in the Alps.", "n": "A survey of coral bleaching on reefs."}
+    verdicts = verify_frame(rows, texts, VerifyConfig())
+    assert verdicts["rejection_reason"].to_list() == [None, "swap_not_achievable", "swap_not_achievable"]
+    assert verdicts["verified_by"].to_list() == ["offline-lexical", None, None]
