@@ -9,7 +9,8 @@ import pytest
 
 from ifir_pipeline.errors import DataFormatError
 from ifir_pipeline.loaders import SourceSpec, bundled_path, load_squad, load_training_source
-from ifir_pipeline.mining import MiningConfig, mine_pool
+from ifir_pipeline.mining import MiningConfig
+from ifir_pipeline.mining_pool import mine_pool
 
 
 def test_bundled_squad_dev_v11_and_v20():

@@ -3,7 +3,8 @@ from pydantic import Field
 
 from ifir_pipeline.defs._metadata import png_markdown, preview, stats_metadata
 from ifir_pipeline.encoders import EmbeddingCache
-from ifir_pipeline.mining import MiningConfig, mine_pool
+from ifir_pipeline.mining import MiningConfig
+from ifir_pipeline.mining_pool import mine_pool
 from ifir_pipeline.report import score_histogram_png
 from ifir_pipeline.resources import AchievabilitySettings, ArtifactStore, EncoderResource
 from ifir_pipeline.versions import MINING_CODE, content_version
