@@ -57,16 +57,17 @@ def test_the_readme_backfills_run_to_completion_in_the_workspace_location(tmp_pa
         "PYTHONPATH": str(REPO),
     }
     port = free_port()
+    # the server's output goes to a file, never an undrained pipe: a full pipe blocks every run worker that
+    # logs to it (they inherit it), and the runs hang STARTED
+    ui_log = open(tmp_path / "ui.log", "w")  # noqa: SIM115
     ui = subprocess.Popen(
         [sys.executable, "-m", "ifir_pipeline.cli", "ui", "--port", str(port)],
         env=env,
         cwd=REPO,
-        stdout=subprocess.PIPE,
+        stdout=ui_log,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
-    log_lines: list[str] = []
     try:
         assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 180), "dagster dev did not answer within 180 s"
         t0 = time.monotonic()
@@ -80,7 +81,8 @@ def test_the_readme_backfills_run_to_completion_in_the_workspace_location(tmp_pa
                     if len(runs) >= n_runs and len(done) == len(runs):
                         return
                     time.sleep(3)
-                raise AssertionError(f"{what}: runs did not finish: {[(r.job_name, r.status) for r in runs]}")
+                tail = (tmp_path / "ui.log").read_text()[-3000:]
+                raise AssertionError(f"{what}: runs did not finish: {[(r.job_name, r.status) for r in runs]}\n{tail}")
 
             # as a user would: each command after the previous one's runs finished (synthesis reads the pool)
             for cmd, total in zip(commands, (1, 2, 4), strict=True):
@@ -98,11 +100,11 @@ def test_the_readme_backfills_run_to_completion_in_the_workspace_location(tmp_pa
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         try:
-            out, _ = ui.communicate(timeout=60)
+            ui.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(ui.pid, signal.SIGKILL)
-            out, _ = ui.communicate()
-        log_lines = out.splitlines()
-    text = "\n".join(log_lines)
+            ui.wait()
+        ui_log.close()
+    text = (tmp_path / "ui.log").read_text()
     assert "Found a dagster instance configuration value" not in text  # no warning about dagster.yaml
     assert not re.search(r"DagsterCodeLocationNotFoundError", text)

@@ -29,28 +29,29 @@ ASSETS = [
 
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory, tiny_train_beir, tiny_followir):
+    import json
+
     from dagster import DagsterInstance, materialize
 
-    from ifir_pipeline.definitions import ASSETS as ASSET_DEFS
-    from ifir_pipeline.definitions import build_resources
+    from ifir_pipeline.definitions import build_assets, build_resources
     from ifir_pipeline.defs.quality_checked_pairs.checks import quality_checks
     from ifir_pipeline.partitions import budget_recipe_key
-    from ifir_pipeline.resources import DataSources, EvaluationSettings, QualitySettings, TrainingSettings
 
     home = tmp_path_factory.mktemp("ui_home")
     # nux off: the first-visit community dialog would otherwise appear at a random moment and block clicks
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     root = tmp_path_factory.mktemp("ui_root")
-    resources = build_resources(
-        str(root),
-        sources=DataSources(
-            train=[{"name": "tiny", "format": "beir", "path": str(tiny_train_beir)}],
-            evaluation=[{"name": "cranfield-if-dev", "format": "followir", "path": str(tiny_followir)}],
-        ),
-        training=TrainingSettings(seeds=[1], batch_size=8, max_seq_length=32),
-        evaluation=EvaluationSettings(general=False),
-        quality=QualitySettings(min_accepted_share=0.3),
-    )
+    spec = {
+        "root": str(root),
+        "train": [{"name": "tiny", "format": "beir", "path": str(tiny_train_beir)}],
+        "evaluation": [{"name": "cranfield-if-dev", "format": "followir", "path": str(tiny_followir)}],
+    }
+    fixture = root / "ui_fixture.json"
+    fixture.write_text(json.dumps(spec))
+    from ifir_pipeline_tests.locations.ui_defs import fixture_resources
+
+    resources = build_resources(str(root), **fixture_resources(spec))
+    asset_defs = build_assets(resources)  # the code versions the webserver's definitions will have
     with DagsterInstance.from_config(str(home)) as instance:
         for selection, partition in (
             (["source_corpora", "mined_negatives"], None),
@@ -59,12 +60,18 @@ def webserver(tmp_path_factory, tiny_train_beir, tiny_followir):
             (["trained_checkpoint", "followir_scores"], budget_recipe_key(8, "dual_view")),
             (["budget_report"], None),
         ):
-            defs = [*ASSET_DEFS, *quality_checks] if "quality_checked_pairs" in selection else ASSET_DEFS
+            defs = [*asset_defs, *quality_checks] if "quality_checked_pairs" in selection else asset_defs
             assert materialize(
                 defs, selection=selection, partition_key=partition, resources=resources, instance=instance
             ).success
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "IFIR_HOME": str(root)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "IFIR_HOME": str(root),
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+        "IFIR_UI_FIXTURE": str(fixture),
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -75,7 +82,7 @@ def webserver(tmp_path_factory, tiny_train_beir, tiny_followir):
             "-p",
             str(port),
             "-m",
-            "ifir_pipeline.definitions",
+            "ifir_pipeline_tests.locations.ui_defs",
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -112,6 +119,10 @@ def test_asset_graph_and_budget_report_in_a_browser(webserver, tmp_path):
         page.goto(f"{webserver}/assets", wait_until="networkidle")
         for name in ASSETS:
             page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        # the chain just completed with the definitions' own settings: no asset is stale
+        assert not page.get_by_text("Code version", exact=True).count()
+        assert not page.get_by_text("Upstream data", exact=True).count()
         page.screenshot(path=str(shots / "assets.png"), full_page=True)
         page.goto(f"{webserver}/assets/budget_report", wait_until="networkidle")
         page.get_by_text("summary", exact=True).first.wait_for(timeout=60_000)
