@@ -234,6 +234,16 @@ WORKSPACE_YAML = """load_from:
 """
 
 
+def lineage_url(base_url: str) -> str:
+    """The global lineage view with every asset group expanded. The Dagster UI opens groups collapsed and keeps
+    the expanded ones in the ``expanded`` query parameter (group ids ``global@global:<group>``), then in the
+    browser's local storage, so one visit of this link keeps them open."""
+    from ifir_pipeline.definitions import ASSETS
+
+    groups = sorted({spec.group_name for asset in ASSETS for spec in asset.specs if spec.group_name})
+    return f"{base_url.rstrip('/')}/asset-groups?expanded=" + ",".join(f"global@global:{g}" for g in groups)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """``dagster dev`` on this project's instance: DAGSTER_HOME prepared with the project's dagster.yaml and a
     workspace whose code location is ``ifir_pipeline`` (the one the README's CLI commands target), started
@@ -247,6 +257,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     (home / "workspace.yaml").write_text(WORKSPACE_YAML)
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", args.host, "-p", str(args.port)]
     print(f"ifir ui: DAGSTER_HOME={home}; {' '.join(cmd[2:])}", flush=True)
+    print(f"ifir ui: lineage, every group open: {lineage_url(f'http://{args.host}:{args.port}')}", flush=True)
     os.chdir(home)
     os.execv(sys.executable, cmd)
     return 0  # not reached

@@ -124,6 +124,17 @@ def test_asset_graph_and_budget_report_in_a_browser(webserver, tmp_path):
         assert not page.get_by_text("Code version", exact=True).count()
         assert not page.get_by_text("Upstream data", exact=True).count()
         page.screenshot(path=str(shots / "assets.png"), full_page=True)
+        # the lineage view opens its groups collapsed; the link `ifir ui` prints opens every one
+        from ifir_pipeline.cli import lineage_url
+
+        page.goto(f"{webserver}/asset-groups", wait_until="networkidle")
+        page.get_by_text("synthesis", exact=True).first.wait_for(timeout=60_000)
+        page.wait_for_timeout(2000)
+        assert not page.get_by_text("trained_checkpoint", exact=True).count()
+        page.goto(lineage_url(webserver), wait_until="networkidle")
+        for name in ("source_corpora", "mined_negatives", "trained_checkpoint", "followir_scores", "budget_report"):
+            page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)  # longer names are shortened
+        page.screenshot(path=str(shots / "lineage_expanded.png"))
         page.goto(f"{webserver}/assets/budget_report", wait_until="networkidle")
         page.get_by_text("summary", exact=True).first.wait_for(timeout=60_000)
         page.get_by_text("plot", exact=True).first.wait_for(timeout=60_000)
